@@ -1,0 +1,39 @@
+/*
+ * non_smtp.c - a client speaking another protocol at the SMTP port: HTTP
+ * proxies abused as relays, web scanners, POP/IMAP clients. No real MTA
+ * sends these, so the session fails at once.
+ */
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+#include "checks/check.h"
+#include "session.h"
+
+static const char *const non_smtp_verbs[] = {
+	"GET", "POST", "HEAD", "PUT", "CONNECT", "OPTIONS", "DELETE", "PATCH", "TRACE", "USER", "PASS", NULL
+};
+
+/* non_smtp_line - true for a command line that belongs to another protocol. */
+bool
+non_smtp_line(const char *verb)
+{
+	size_t n = strlen(verb);
+
+	for (size_t i = 0; non_smtp_verbs[i]; i++)
+		if (strcasecmp(verb, non_smtp_verbs[i]) == 0)
+			return true;
+	/* A header line such as "Host:" or "User-Agent:". */
+	return n > 1 && verb[n - 1] == ':';
+}
+
+static enum check_result
+non_smtp_run(const struct session *s, enum reason *reason)
+{
+	if (!s->obs.non_smtp_command)
+		return CHECK_PASS;
+	*reason = REASON_NON_SMTP;
+	return CHECK_FAIL;
+}
+
+const struct check check_non_smtp = { "non-smtp", CHECK_AT_COMMAND, non_smtp_run };

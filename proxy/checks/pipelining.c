@@ -1,0 +1,18 @@
+/*
+ * pipelining.c - commands sent in a burst before EHLO announced PIPELINING
+ * (RFC 2920 allows it only after the EHLO reply). Ratware pushes the whole
+ * transaction at once; MTAs that said HELO wait for each reply.
+ */
+#include "checks/check.h"
+#include "session.h"
+
+static enum check_result
+pipelining_run(const struct session *s, enum reason *reason)
+{
+	if (!s->obs.pipelined_before_ehlo)
+		return CHECK_PASS;
+	*reason = REASON_PIPELINING;
+	return CHECK_FAIL;
+}
+
+const struct check check_pipelining = { "pipelining", CHECK_AT_MAIL, pipelining_run };

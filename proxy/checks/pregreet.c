@@ -1,0 +1,18 @@
+/*
+ * pregreet.c - the client spoke before the last line of our multi-line
+ * banner. Real MTAs wait for "220 " (RFC 5321 4.3.1); bulk spam engines
+ * that fire their commands blind do not.
+ */
+#include "checks/check.h"
+#include "session.h"
+
+static enum check_result
+pregreet_run(const struct session *s, enum reason *reason)
+{
+	if (s->obs.pregreet_bytes == 0)
+		return CHECK_PASS;
+	*reason = REASON_PREGREET;
+	return CHECK_FAIL;
+}
+
+const struct check check_pregreet = { "pregreet", CHECK_AT_MAIL, pregreet_run };

@@ -1,0 +1,609 @@
+/*
+ * config.c - the configuration file: every key declared once below, typed,
+ * with its default and bounds. Defaults go through the same parser as the
+ * file, so -n prints exactly what the daemon uses.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum config_type {
+	CT_INT = 0,
+	CT_DURATION,
+	CT_SIZE,
+	CT_STRING,
+	CT_HOSTNAME,
+	CT_ENUM,
+	CT_ADDR_LIST,
+	CT_CIDR_LIST,
+	CT_HOSTPORT
+};
+
+struct config_key {
+	const char		*name;
+	enum config_type	 type;
+	size_t			 offset;
+	const char		*default_text;
+	int64_t			 min, max;	/* ints as is, durations in ms, sizes in bytes */
+	const char *const	*enum_values;
+};
+
+static const char *const client_info_values[] = { "none", "xclient", "proxy_v1", "proxy_v2", NULL };
+
+#define SEC	1000LL
+#define MIN	(60 * SEC)
+#define HOUR	(60 * MIN)
+#define DAY	(24 * HOUR)
+#define KIB	1024LL
+#define MIB	(1024 * KIB)
+#define GIB	(1024 * MIB)
+#define OFF(f)	offsetof(struct config, f)
+
+static const struct config_key config_keys[] = {
+	{ "primary_ips",		CT_ADDR_LIST, OFF(tier_ips[TIER_PRIMARY]), "", 0, 0, NULL },
+	{ "secondary_ips",		CT_ADDR_LIST, OFF(tier_ips[TIER_SECONDARY]), "", 0, 0, NULL },
+	{ "bait_ips",			CT_ADDR_LIST, OFF(tier_ips[TIER_BAIT]), "", 0, 0, NULL },
+	{ "listen_port",		CT_INT, OFF(listen_port), "25", 1, 65535, NULL },
+	{ "backend",			CT_HOSTPORT, OFF(backend_addr), "127.0.0.1:10025", 0, 0, NULL },
+	{ "backend_client_info",	CT_ENUM, OFF(backend_client_info), "none", 0, 0, client_info_values },
+	{ "hostname",			CT_HOSTNAME, OFF(hostname), "", 0, 0, NULL },
+	{ "allow_networks",		CT_CIDR_LIST, OFF(allow_networks), "", 0, 0, NULL },
+	{ "block_networks",		CT_CIDR_LIST, OFF(block_networks), "", 0, 0, NULL },
+	{ "greet_wait",			CT_DURATION, OFF(greet_wait), "6s", 0, 60 * SEC, NULL },
+	{ "command_timeout",		CT_DURATION, OFF(command_timeout), "5m", 1 * SEC, HOUR, NULL },
+	{ "data_timeout",		CT_DURATION, OFF(data_timeout), "3m", 1 * SEC, HOUR, NULL },
+	{ "session_timeout",		CT_DURATION, OFF(session_timeout), "1h", 10 * SEC, DAY, NULL },
+	{ "min_data_rate",		CT_INT, OFF(min_data_rate), "128", 0, 1000000000, NULL },
+	{ "backend_connect_timeout",	CT_DURATION, OFF(backend_connect_timeout), "30s", 1 * SEC, 10 * MIN, NULL },
+	{ "backend_timeout",		CT_DURATION, OFF(backend_timeout), "5m", 1 * SEC, HOUR, NULL },
+	{ "backend_data_timeout",	CT_DURATION, OFF(backend_data_timeout), "10m", 1 * SEC, HOUR, NULL },
+	{ "backend_probe_interval",	CT_DURATION, OFF(backend_probe_interval), "30s", 1 * SEC, HOUR, NULL },
+	{ "max_sessions",		CT_INT, OFF(max_sessions), "1000", 1, 200000, NULL },
+	{ "max_sessions_per_client",	CT_INT, OFF(max_sessions_per_client), "20", 1, 200000, NULL },
+	{ "max_recipients",		CT_INT, OFF(max_recipients), "100", 100, 100000, NULL },
+	{ "max_errors",			CT_INT, OFF(max_errors), "20", 1, 1000, NULL },
+	{ "message_size_limit",		CT_SIZE, OFF(message_size_limit), "25m", 1 * KIB, 2 * GIB, NULL },
+	{ "shutdown_grace",		CT_DURATION, OFF(shutdown_grace), "30s", 0, HOUR, NULL },
+};
+#define CONFIG_KEY_COUNT (sizeof(config_keys) / sizeof(config_keys[0]))
+
+static const char *const tier_names[TIER_COUNT] = { "primary", "secondary", "bait" };
+
+const char *
+tier_role_name(enum tier_role role)
+{
+	return (unsigned)role < TIER_COUNT ? tier_names[role] : "?";
+}
+
+const char *
+client_info_name(enum client_info_method m)
+{
+	return (unsigned)m < 4 ? client_info_values[m] : "?";
+}
+
+/* parse_number_suffix - "<digits><suffix>" with a table of suffix multipliers. */
+static int
+parse_number_suffix(const char *text, int64_t *out, const char *const *suffixes, const int64_t *mult, int64_t plain_mult)
+{
+	char *end;
+	long long n;
+
+	if (!isdigit((unsigned char)text[0]))
+		return -1;
+	errno = 0;
+	n = strtoll(text, &end, 10);
+	if (errno)
+		return -1;
+	if (*end == '\0') {
+		if (n > INT64_MAX / plain_mult)
+			return -1;
+		*out = n * plain_mult;
+		return 0;
+	}
+	for (size_t i = 0; suffixes[i]; i++) {
+		if (strcasecmp(end, suffixes[i]) == 0) {
+			if (n > INT64_MAX / mult[i])
+				return -1;
+			*out = n * mult[i];
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int
+config_parse_duration(const char *text, int64_t *ms)
+{
+	static const char *const sfx[] = { "ms", "s", "m", "h", "d", NULL };
+	static const int64_t mult[] = { 1, SEC, MIN, HOUR, DAY };
+
+	return parse_number_suffix(text, ms, sfx, mult, SEC);
+}
+
+int
+config_parse_size(const char *text, int64_t *bytes)
+{
+	static const char *const sfx[] = { "k", "m", "g", NULL };
+	static const int64_t mult[] = { KIB, MIB, GIB };
+
+	return parse_number_suffix(text, bytes, sfx, mult, 1);
+}
+
+static int
+parse_int(const char *text, int64_t *out)
+{
+	char *end;
+	long long n;
+
+	if (text[0] == '\0')
+		return -1;
+	errno = 0;
+	n = strtoll(text, &end, 10);
+	if (errno || *end != '\0')
+		return -1;
+	*out = n;
+	return 0;
+}
+
+/* hostname_valid - letters, digits, '-' and '.', labels of 1..63. */
+static bool
+hostname_valid(const char *name)
+{
+	size_t len = strlen(name), label = 0;
+
+	if (len == 0 || len > 255)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+
+		if (c == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!isalnum((unsigned char)c) && c != '-' && c != '_')
+			return false;
+		if (++label > 63)
+			return false;
+	}
+	return true;
+}
+
+/* Splits a list value on commas and blanks, calling fn per item. */
+static int
+parse_list(const char *text, int (*fn)(const char *item, void *arg), void *arg, char *err, size_t errlen)
+{
+	char *copy = strdup(text), *save = NULL;
+	int rc = 0;
+
+	if (copy == NULL)
+		abort();
+	for (char *tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+		if (fn(tok, arg) == -1) {
+			snprintf(err, errlen, "bad item \"%s\"", tok);
+			rc = -1;
+			break;
+		}
+	}
+	free(copy);
+	return rc;
+}
+
+static int
+addr_list_add(const char *item, void *arg)
+{
+	struct addr_list *l = arg;
+	struct netaddr a;
+	struct netaddr *grown;
+
+	if (netaddr_parse(item, &a) == -1 || l->count >= ADDR_LIST_MAX)
+		return -1;
+	netaddr_normalize(&a);
+	grown = realloc(l->items, (l->count + 1) * sizeof(*grown));
+	if (grown == NULL)
+		abort();
+	l->items = grown;
+	l->items[l->count++] = a;
+	return 0;
+}
+
+static int
+cidr_list_add(const char *item, void *arg)
+{
+	struct cidr_list *l = arg;
+	struct cidr c;
+	struct cidr *grown;
+
+	if (cidr_parse(item, &c) == -1 || l->count >= CIDR_LIST_MAX)
+		return -1;
+	grown = realloc(l->items, (l->count + 1) * sizeof(*grown));
+	if (grown == NULL)
+		abort();
+	l->items = grown;
+	l->items[l->count++] = c;
+	return 0;
+}
+
+/* config_set - parse one value into the config; on error fill err (without file:line). */
+static int
+config_set(struct config *c, const struct config_key *k, const char *value, char *err, size_t errlen)
+{
+	void *field = (char *)c + k->offset;
+	int64_t n;
+
+	switch (k->type) {
+	case CT_INT:
+	case CT_DURATION:
+	case CT_SIZE: {
+		int rc = k->type == CT_INT ? parse_int(value, &n) :
+		    k->type == CT_DURATION ? config_parse_duration(value, &n) : config_parse_size(value, &n);
+
+		if (rc == -1) {
+			snprintf(err, errlen, "bad %s \"%s\"%s", k->type == CT_INT ? "number" :
+			    k->type == CT_DURATION ? "duration" : "size", value,
+			    k->type == CT_DURATION ? " (use s, m, h or d)" : k->type == CT_SIZE ? " (use k, m or g)" : "");
+			return -1;
+		}
+		if (n < k->min || n > k->max) {
+			snprintf(err, errlen, "\"%s\" out of range (%lld..%lld%s)", value, (long long)k->min,
+			    (long long)k->max, k->type == CT_DURATION ? " ms" : k->type == CT_SIZE ? " bytes" : "");
+			return -1;
+		}
+		*(int64_t *)field = n;
+		return 0;
+	}
+	case CT_STRING:
+	case CT_HOSTNAME: {
+		char **s = field;
+
+		if (k->type == CT_HOSTNAME && value[0] != '\0' && !hostname_valid(value)) {
+			snprintf(err, errlen, "\"%s\" is not a valid host name", value);
+			return -1;
+		}
+		free(*s);
+		*s = strdup(value);
+		if (*s == NULL)
+			abort();
+		return 0;
+	}
+	case CT_ENUM:
+		for (int64_t i = 0; k->enum_values[i]; i++) {
+			if (strcmp(value, k->enum_values[i]) == 0) {
+				*(int64_t *)field = i;
+				return 0;
+			}
+		}
+		snprintf(err, errlen, "\"%s\" is not one of", value);
+		for (size_t i = 0; k->enum_values[i]; i++) {
+			size_t used = strlen(err);
+
+			snprintf(err + used, errlen - used, "%s %s", i ? "," : "", k->enum_values[i]);
+		}
+		return -1;
+	case CT_ADDR_LIST: {
+		struct addr_list *l = field;
+
+		free(l->items);
+		l->items = NULL;
+		l->count = 0;
+		if (parse_list(value, addr_list_add, l, err, errlen) == -1) {
+			strncat(err, " (an IPv4 or IPv6 address)", errlen - strlen(err) - 1);
+			return -1;
+		}
+		return 0;
+	}
+	case CT_CIDR_LIST: {
+		struct cidr_list *l = field;
+
+		cidr_list_clear(l);
+		if (parse_list(value, cidr_list_add, l, err, errlen) == -1) {
+			strncat(err, " (a network like 192.0.2.0/24 or 2001:db8::/32)", errlen - strlen(err) - 1);
+			return -1;
+		}
+		return 0;
+	}
+	case CT_HOSTPORT:
+		if (hostport_parse(value, &c->backend_addr, &c->backend_port) == -1) {
+			snprintf(err, errlen, "\"%s\" is not ADDRESS:PORT or [IPV6]:PORT", value);
+			return -1;
+		}
+		return 0;
+	}
+	snprintf(err, errlen, "internal: unknown key type");
+	return -1;
+}
+
+static const struct config_key *
+config_key_find(const char *name)
+{
+	for (size_t i = 0; i < CONFIG_KEY_COUNT; i++)
+		if (strcmp(config_keys[i].name, name) == 0)
+			return &config_keys[i];
+	return NULL;
+}
+
+static struct config *
+config_new_defaults(void)
+{
+	struct config *c = calloc(1, sizeof(*c));
+	char err[256];
+
+	if (c == NULL)
+		abort();
+	c->refcount = 1;
+	for (size_t i = 0; i < CONFIG_KEY_COUNT; i++)
+		if (config_set(c, &config_keys[i], config_keys[i].default_text, err, sizeof(err)) == -1)
+			abort();	/* a default outside its own bounds is a bug */
+	return c;
+}
+
+static char *
+trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+/* config_finish - cross-key checks and derived defaults. */
+static int
+config_finish(struct config *c, char *err, size_t errlen)
+{
+	size_t tiers = 0;
+
+	if (c->hostname[0] == '\0') {
+		char host[256];
+
+		if (gethostname(host, sizeof(host)) == -1 || !hostname_valid(host))
+			snprintf(host, sizeof(host), "localhost");
+		host[sizeof(host) - 1] = '\0';
+		free(c->hostname);
+		c->hostname = strdup(host);
+		if (c->hostname == NULL)
+			abort();
+	}
+	for (int t = 0; t < TIER_COUNT; t++) {
+		tiers += c->tier_ips[t].count;
+		for (size_t i = 0; i < c->tier_ips[t].count; i++) {
+			int other = config_tier_of(c, &c->tier_ips[t].items[i]);
+
+			if (other != t) {
+				char a[NETADDR_STRLEN];
+
+				snprintf(err, errlen, "%s: address %s is also in %s_ips", tier_role_name(t),
+				    netaddr_format(&c->tier_ips[t].items[i], a, sizeof(a)), tier_role_name(other));
+				return -1;
+			}
+		}
+	}
+	if (tiers == 0) {
+		snprintf(err, errlen, "no tier addresses: set primary_ips, secondary_ips and/or bait_ips");
+		return -1;
+	}
+	return 0;
+}
+
+struct config *
+config_load_string(const char *name, const char *text, char *err, size_t errlen)
+{
+	struct config *c = config_new_defaults();
+	bool seen[CONFIG_KEY_COUNT] = { false };
+	const char *p = text;
+	unsigned lineno = 0;
+	char problem[512];
+
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		char line[4096];
+		char *hash, *eq, *key, *value;
+		const struct config_key *k;
+
+		lineno++;
+		if (len >= sizeof(line)) {
+			snprintf(err, errlen, "%s:%u: line too long (max %zu)", name, lineno, sizeof(line) - 1);
+			goto fail;
+		}
+		memcpy(line, p, len);
+		line[len] = '\0';
+		p += len + (nl ? 1 : 0);
+
+		if ((hash = strchr(line, '#')) != NULL)
+			*hash = '\0';
+		key = trim(line);
+		if (*key == '\0')
+			continue;
+		if ((eq = strchr(key, '=')) == NULL) {
+			snprintf(err, errlen, "%s:%u: %s: expected \"key = value\"", name, lineno, key);
+			goto fail;
+		}
+		*eq = '\0';
+		value = trim(eq + 1);
+		key = trim(key);
+		if ((k = config_key_find(key)) == NULL) {
+			snprintf(err, errlen, "%s:%u: %s: unknown key", name, lineno, key);
+			goto fail;
+		}
+		if (seen[k - config_keys]) {
+			snprintf(err, errlen, "%s:%u: %s: set twice", name, lineno, key);
+			goto fail;
+		}
+		seen[k - config_keys] = true;
+		if (config_set(c, k, value, problem, sizeof(problem)) == -1) {
+			snprintf(err, errlen, "%s:%u: %s: %s", name, lineno, key, problem);
+			goto fail;
+		}
+	}
+	if (config_finish(c, problem, sizeof(problem)) == -1) {
+		snprintf(err, errlen, "%s: %s", name, problem);
+		goto fail;
+	}
+	c->path = strdup(name);
+	if (c->path == NULL)
+		abort();
+	return c;
+fail:
+	config_unref(c);
+	return NULL;
+}
+
+struct config *
+config_load(const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	char *text;
+	long size;
+	struct config *c;
+
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fseek(f, 0, SEEK_END) == -1 || (size = ftell(f)) < 0 || size > 1024 * 1024 ||
+	    fseek(f, 0, SEEK_SET) == -1) {
+		snprintf(err, errlen, "%s: unreadable or larger than 1 MiB", path);
+		fclose(f);
+		return NULL;
+	}
+	text = malloc((size_t)size + 1);
+	if (text == NULL)
+		abort();
+	if (fread(text, 1, (size_t)size, f) != (size_t)size) {
+		snprintf(err, errlen, "%s: read error", path);
+		free(text);
+		fclose(f);
+		return NULL;
+	}
+	text[size] = '\0';
+	fclose(f);
+	if (strlen(text) != (size_t)size) {
+		snprintf(err, errlen, "%s: contains a NUL byte", path);
+		free(text);
+		return NULL;
+	}
+	c = config_load_string(path, text, err, errlen);
+	free(text);
+	return c;
+}
+
+struct config *
+config_ref(struct config *c)
+{
+	c->refcount++;
+	return c;
+}
+
+void
+config_unref(struct config *c)
+{
+	if (c == NULL || --c->refcount > 0)
+		return;
+	for (int t = 0; t < TIER_COUNT; t++)
+		free(c->tier_ips[t].items);
+	cidr_list_clear(&c->allow_networks);
+	cidr_list_clear(&c->block_networks);
+	free(c->hostname);
+	free(c->path);
+	free(c);
+}
+
+int
+config_tier_of(const struct config *c, const struct netaddr *a)
+{
+	for (int t = 0; t < TIER_COUNT; t++)
+		for (size_t i = 0; i < c->tier_ips[t].count; i++)
+			if (netaddr_equal(&c->tier_ips[t].items[i], a))
+				return t;
+	return -1;
+}
+
+static void
+print_duration(FILE *out, int64_t ms)
+{
+	if (ms == 0)
+		fprintf(out, "0s");
+	else if (ms % DAY == 0)
+		fprintf(out, "%lldd", (long long)(ms / DAY));
+	else if (ms % HOUR == 0)
+		fprintf(out, "%lldh", (long long)(ms / HOUR));
+	else if (ms % MIN == 0)
+		fprintf(out, "%lldm", (long long)(ms / MIN));
+	else if (ms % SEC == 0)
+		fprintf(out, "%llds", (long long)(ms / SEC));
+	else
+		fprintf(out, "%lldms", (long long)ms);
+}
+
+void
+config_print(const struct config *c, FILE *out)
+{
+	char a[NETADDR_STRLEN];
+
+	for (size_t i = 0; i < CONFIG_KEY_COUNT; i++) {
+		const struct config_key *k = &config_keys[i];
+		const void *field = (const char *)c + k->offset;
+
+		fprintf(out, "%s = ", k->name);
+		switch (k->type) {
+		case CT_INT:
+			fprintf(out, "%lld", (long long)*(const int64_t *)field);
+			break;
+		case CT_DURATION:
+			print_duration(out, *(const int64_t *)field);
+			break;
+		case CT_SIZE: {
+			int64_t n = *(const int64_t *)field;
+
+			if (n % GIB == 0)
+				fprintf(out, "%lldg", (long long)(n / GIB));
+			else if (n % MIB == 0)
+				fprintf(out, "%lldm", (long long)(n / MIB));
+			else if (n % KIB == 0)
+				fprintf(out, "%lldk", (long long)(n / KIB));
+			else
+				fprintf(out, "%lld", (long long)n);
+			break;
+		}
+		case CT_STRING:
+		case CT_HOSTNAME:
+			fprintf(out, "%s", *(char *const *)field);
+			break;
+		case CT_ENUM:
+			fprintf(out, "%s", k->enum_values[*(const int64_t *)field]);
+			break;
+		case CT_ADDR_LIST: {
+			const struct addr_list *l = field;
+
+			for (size_t j = 0; j < l->count; j++)
+				fprintf(out, "%s%s", j ? ", " : "", netaddr_format(&l->items[j], a, sizeof(a)));
+			break;
+		}
+		case CT_CIDR_LIST: {
+			const struct cidr_list *l = field;
+
+			for (size_t j = 0; j < l->count; j++)
+				fprintf(out, "%s%s/%u", j ? ", " : "", netaddr_format(&l->items[j].addr, a, sizeof(a)),
+				    l->items[j].prefix_len);
+			break;
+		}
+		case CT_HOSTPORT:
+			if (c->backend_addr.family == AF_INET6)
+				fprintf(out, "[%s]:%u", netaddr_format(&c->backend_addr, a, sizeof(a)), c->backend_port);
+			else
+				fprintf(out, "%s:%u", netaddr_format(&c->backend_addr, a, sizeof(a)), c->backend_port);
+			break;
+		}
+		fputc('\n', out);
+	}
+}

@@ -1,0 +1,49 @@
+#ifndef MXTIER_DAEMON_H
+#define MXTIER_DAEMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "stats.h"
+
+struct event_base;
+struct client_table;
+struct listener_set;
+
+/* Backend capabilities learnt from its EHLO reply (probe or relay). */
+struct backend_caps {
+	bool		known;
+	bool		pipelining;
+	bool		eightbitmime;
+	bool		enhanced_codes;
+	bool		xclient;
+	uint64_t	size_limit;	/* 0 = none announced */
+};
+
+/* The daemon: one event loop, one of these. */
+struct daemon {
+	struct event_base	*base;
+	struct config		*config;	/* current; sessions hold their own reference */
+	struct listener_set	*listeners;
+	struct client_table	*clients;
+	struct stats		 stats;
+	struct backend_caps	 backend_caps;
+	bool			 backend_up;
+	size_t			 active_sessions;
+	bool			 draining;
+	uint64_t		 next_session_id;
+};
+
+extern struct daemon *mxd;
+
+/* now_ms - monotonic milliseconds. */
+int64_t	now_ms(void);
+
+/* Health probe (health.c). */
+int	health_start(void);
+void	health_stop(void);
+void	backend_caps_parse(struct backend_caps *caps, const char *ehlo_reply, size_t len);
+
+#endif

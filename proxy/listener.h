@@ -1,0 +1,14 @@
+#ifndef MXTIER_LISTENER_H
+#define MXTIER_LISTENER_H
+
+#include "config.h"
+
+/*
+ * listeners_apply - make the listening sockets match config c: keep the
+ * ones whose address stays (updating their tier role), open new ones,
+ * close the rest. Returns -1 if a new address could not be bound (logged).
+ */
+int	listeners_apply(const struct config *c);
+void	listeners_close_all(void);
+
+#endif

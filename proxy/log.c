@@ -1,0 +1,99 @@
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+int log_verbose;
+
+static void
+log_vemit(const char *level, const char *fmt, va_list ap)
+{
+	char buf[4096], stamp[32];
+	struct timeval tv;
+	struct tm tm;
+
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	/* One write per line so lines from a busy loop never interleave. */
+	fprintf(stderr, "%s.%03ldZ mxtierd[%s]: %s\n", stamp, (long)(tv.tv_usec / 1000), level, buf);
+}
+
+void
+log_info(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vemit("info", fmt, ap);
+	va_end(ap);
+}
+
+void
+log_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vemit("warn", fmt, ap);
+	va_end(ap);
+}
+
+void
+log_debug(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!log_verbose)
+		return;
+	va_start(ap, fmt);
+	log_vemit("debug", fmt, ap);
+	va_end(ap);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vemit("fatal", fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+const char *
+log_escape(char *dst, size_t dstlen, const char *src, size_t srclen)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	if (dstlen == 0)
+		return dst;
+	for (size_t i = 0; i < srclen; i++) {
+		unsigned char c = (unsigned char)src[i];
+		int plain = c > 0x20 && c < 0x7f && c != '"' && c != '\\';
+
+		if (c == ' ')
+			plain = 1;
+		if (o + (plain ? 1 : 4) + 4 > dstlen) {
+			memcpy(dst + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (plain) {
+			dst[o++] = (char)c;
+		} else {
+			dst[o++] = '\\';
+			dst[o++] = 'x';
+			dst[o++] = hex[c >> 4];
+			dst[o++] = hex[c & 15];
+		}
+	}
+	dst[o] = '\0';
+	return dst;
+}

@@ -1,0 +1,22 @@
+#ifndef MXTIER_LOG_H
+#define MXTIER_LOG_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+/* Logging to stderr, one line per call, with a timestamp. */
+extern int log_verbose;
+
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/*
+ * log_escape - copy a wire value into dst for a log line: printable ASCII
+ * kept, everything else (CR, LF, NUL, 8-bit, '"', '\\') as \xHH, so nothing
+ * a client sends can forge a log line. Truncates to dstlen with "...".
+ */
+const char *log_escape(char *dst, size_t dstlen, const char *src, size_t srclen);
+
+#endif

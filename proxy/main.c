@@ -1,0 +1,176 @@
+/*
+ * main.c - mxtierd: command line, the event loop, signals (SIGHUP reload,
+ * SIGTERM/SIGINT graceful stop, SIGUSR1 counters).
+ */
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client_table.h"
+#include "config.h"
+#include "daemon.h"
+#include "listener.h"
+#include "log.h"
+#include "session.h"
+
+static struct event *shutdown_timer;
+static struct event *exit_check_timer;
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: mxtierd -c FILE [-t] [-n] [-v]\n"
+	    "  -c FILE  configuration file (default /etc/mxtier/mxtier.conf)\n"
+	    "  -t       check the configuration and exit\n"
+	    "  -n       print the effective settings and exit\n"
+	    "  -v       verbose: trace state transitions\n");
+	exit(2);
+}
+
+static void
+reload_cb(evutil_socket_t sig, short what, void *arg)
+{
+	char err[1024];
+	struct config *next = config_load(mxd->config->path, err, sizeof(err));
+
+	if (next == NULL) {
+		log_warn("reload refused: %s (keeping the running configuration)", err);
+		return;
+	}
+	if (mxd->draining) {
+		config_unref(next);
+		return;
+	}
+	if (listeners_apply(next) == -1)
+		log_warn("reload: some tier addresses could not be bound (see above)");
+	config_unref(mxd->config);
+	mxd->config = next;
+	log_info("reloaded %s", next->path);
+}
+
+static void
+exit_check_cb(evutil_socket_t fd, short what, void *arg)
+{
+	if (mxd->active_sessions == 0)
+		event_base_loopexit(mxd->base, NULL);
+}
+
+static void
+shutdown_grace_over_cb(evutil_socket_t fd, short what, void *arg)
+{
+	log_info("shutdown grace over: closing %zu sessions", mxd->active_sessions);
+	session_shutdown_all();
+	/* Closing sessions linger at most SESSION_CLOSE_LINGER_MS for their last reply. */
+	struct timeval tv = { SESSION_CLOSE_LINGER_MS / 1000 + 1, 0 };
+	event_base_loopexit(mxd->base, &tv);
+}
+
+static void
+shutdown_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct timeval grace = { mxd->config->shutdown_grace / 1000, (mxd->config->shutdown_grace % 1000) * 1000 };
+	struct timeval poll = { 0, 100 * 1000 };
+
+	if (mxd->draining) {
+		log_info("second stop signal: exiting now");
+		event_base_loopexit(mxd->base, NULL);
+		return;
+	}
+	mxd->draining = true;
+	listeners_close_all();
+	health_stop();
+	log_info("stopping: no new connections, %zu sessions finishing (grace %llds)", mxd->active_sessions,
+	    (long long)(mxd->config->shutdown_grace / 1000));
+	shutdown_timer = evtimer_new(mxd->base, shutdown_grace_over_cb, NULL);
+	evtimer_add(shutdown_timer, &grace);
+	exit_check_timer = event_new(mxd->base, -1, EV_PERSIST, exit_check_cb, NULL);
+	evtimer_add(exit_check_timer, &poll);
+}
+
+static void
+stats_cb(evutil_socket_t sig, short what, void *arg)
+{
+	stats_log(&mxd->stats);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *path = "/etc/mxtier/mxtier.conf";
+	bool check_only = false, print_only = false;
+	char err[1024];
+	struct event *sig_hup, *sig_term, *sig_int, *sig_usr1;
+	int ch;
+
+	while ((ch = getopt(argc, argv, "c:tnvh")) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 't':
+			check_only = true;
+			break;
+		case 'n':
+			print_only = true;
+			break;
+		case 'v':
+			log_verbose = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+
+	mxd->config = config_load(path, err, sizeof(err));
+	if (mxd->config == NULL) {
+		fprintf(stderr, "mxtierd: %s\n", err);
+		return 1;
+	}
+	if (print_only) {
+		config_print(mxd->config, stdout);
+		return 0;
+	}
+	if (check_only) {
+		printf("%s: configuration ok\n", path);
+		return 0;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	mxd->base = event_base_new();
+	if (mxd->base == NULL)
+		fatalx("cannot create the event loop");
+	mxd->clients = client_table_new();
+	mxd->next_session_id = ((uint64_t)time(NULL) & 0xffffff) << 16;
+	if (listeners_apply(mxd->config) == -1)
+		fatalx("cannot listen on every tier address; exiting");
+	if (health_start() == -1)
+		fatalx("cannot start the backend probe");
+
+	sig_hup = evsignal_new(mxd->base, SIGHUP, reload_cb, NULL);
+	sig_term = evsignal_new(mxd->base, SIGTERM, shutdown_cb, NULL);
+	sig_int = evsignal_new(mxd->base, SIGINT, shutdown_cb, NULL);
+	sig_usr1 = evsignal_new(mxd->base, SIGUSR1, stats_cb, NULL);
+	evsignal_add(sig_hup, NULL);
+	evsignal_add(sig_term, NULL);
+	evsignal_add(sig_int, NULL);
+	evsignal_add(sig_usr1, NULL);
+	{
+		char backend[NETADDR_STRLEN];
+
+		log_info("mxtierd started: %s, backend %s port %u, client info %s", mxd->config->path,
+		    netaddr_format(&mxd->config->backend_addr, backend, sizeof(backend)), mxd->config->backend_port,
+		    client_info_name(mxd->config->backend_client_info));
+	}
+
+	event_base_dispatch(mxd->base);
+
+	stats_log(&mxd->stats);
+	log_info("mxtierd stopped");
+	return 0;
+}

@@ -1,0 +1,425 @@
+/*
+ * relay.c - the backend leg of an accepted session: connect, announce the
+ * real client, EHLO, then one command at a time (the client's pipelined
+ * commands are replayed in order, each reply passed back before the next
+ * command goes out), and message data streamed with back-pressure.
+ */
+#include "relay.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_info.h"
+#include "daemon.h"
+#include "log.h"
+#include "reply_parser.h"
+#include "session.h"
+
+enum relay_state {
+	RELAY_CONNECTING = 0,
+	RELAY_GREETING,		/* waiting for the backend's 220 */
+	RELAY_EHLO,
+	RELAY_XCLIENT,		/* XCLIENT sent: a new 220 follows */
+	RELAY_EHLO_AGAIN,	/* EHLO after XCLIENT */
+	RELAY_IDLE,		/* ready, nothing outstanding */
+	RELAY_COMMAND,		/* one command outstanding */
+	RELAY_STREAMING,	/* message data flowing: no reply expected */
+	RELAY_QUITTING,		/* detached from its session */
+	RELAY_STATE_COUNT
+};
+
+static const char *const relay_state_names[RELAY_STATE_COUNT] = {
+	"CONNECTING", "GREETING", "EHLO", "XCLIENT", "EHLO_AGAIN", "IDLE", "COMMAND", "STREAMING", "QUITTING"
+};
+
+#define RELAY_QUIT_LINGER_MS 2000
+
+struct relay {
+	struct session		*session;	/* NULL once detached */
+	struct bufferevent	*bev;
+	struct event		*timer;
+	enum relay_state	 state;
+	bool			 command_is_data;
+	struct smtp_reply	 reply;
+	char			 first_command[SMTP_COMMAND_LINE_MAX + 64];
+	size_t			 first_command_len;
+	struct backend_caps	 caps;
+};
+
+static void relay_read_cb(struct bufferevent *bev, void *arg);
+static void relay_write_cb(struct bufferevent *bev, void *arg);
+static void relay_event_cb(struct bufferevent *bev, short what, void *arg);
+static void relay_timer_cb(evutil_socket_t fd, short what, void *arg);
+
+static void
+relay_enter_state(struct relay *r, enum relay_state next)
+{
+	if (r->session)
+		log_debug("session %010llx: backend %s -> %s", (unsigned long long)r->session->id,
+		    relay_state_names[r->state], relay_state_names[next]);
+	r->state = next;
+}
+
+static void
+relay_arm_timer(struct relay *r, int64_t ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+	evtimer_add(r->timer, &tv);
+}
+
+/* relay_fail - tell the session (which frees us) or, when detached, just go. */
+static void
+relay_fail(struct relay *r, const char *why)
+{
+	struct session *s = r->session;
+
+	if (s == NULL) {
+		relay_free(r);
+		return;
+	}
+	session_backend_failed(s, why);	/* frees r */
+}
+
+/* relay_send - every command sent expects a fresh reply. */
+static void
+relay_send(struct relay *r, const char *line, size_t len)
+{
+	memset(&r->reply, 0, sizeof(r->reply));
+	evbuffer_add(bufferevent_get_output(r->bev), line, len);
+}
+
+struct relay *
+relay_start(struct session *s, const char *first_command, size_t len)
+{
+	const struct config *c = s->config;
+	struct relay *r;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	struct timeval write_timeout = { .tv_sec = c->backend_timeout / 1000, .tv_usec = (c->backend_timeout % 1000) * 1000 };
+
+	if (len >= sizeof(r->first_command))
+		return NULL;
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return NULL;
+	r->session = s;
+	memcpy(r->first_command, first_command, len);
+	r->first_command_len = len;
+	r->bev = bufferevent_socket_new(mxd->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	r->timer = evtimer_new(mxd->base, relay_timer_cb, r);
+	if (r->bev == NULL || r->timer == NULL) {
+		relay_free(r);
+		return NULL;
+	}
+	bufferevent_setcb(r->bev, relay_read_cb, relay_write_cb, relay_event_cb, r);
+	bufferevent_setwatermark(r->bev, EV_WRITE, RELAY_OUTPUT_LOW, 0);
+	bufferevent_setwatermark(r->bev, EV_READ, 0, REPLY_TEXT_MAX * 2);
+	/* Output that the backend does not take for backend_timeout is a dead backend. */
+	bufferevent_set_timeouts(r->bev, NULL, &write_timeout);
+	netaddr_to_sockaddr(&c->backend_addr, c->backend_port, &ss, &sslen);
+	if (bufferevent_socket_connect(r->bev, (struct sockaddr *)&ss, (int)sslen) == -1) {
+		relay_free(r);
+		return NULL;
+	}
+	bufferevent_enable(r->bev, EV_READ | EV_WRITE);
+	relay_arm_timer(r, c->backend_connect_timeout);
+	return r;
+}
+
+void
+relay_free(struct relay *r)
+{
+	if (r == NULL)
+		return;
+	if (r->timer)
+		event_free(r->timer);
+	if (r->bev)
+		bufferevent_free(r->bev);
+	free(r);
+}
+
+static void
+relay_identity(const struct relay *r, struct client_identity *id)
+{
+	const struct session *s = r->session;
+
+	memset(id, 0, sizeof(*id));
+	id->client = s->client;
+	id->client_port = s->client_port;
+	id->server = s->server;
+	id->server_port = s->server_port;
+	id->helo = s->helo;
+	id->esmtp = s->esmtp;
+}
+
+static void
+relay_send_ehlo(struct relay *r, bool as_client)
+{
+	char line[SMTP_DOMAIN_MAX + 16];
+	const char *name = r->session->config->hostname;
+	int n;
+
+	/* After XCLIENT the backend should see the client's own HELO name (a validated token). */
+	if (as_client && smtp_helo_token_valid(r->session->helo))
+		name = r->session->helo;
+	n = snprintf(line, sizeof(line), "EHLO %s\r\n", name);
+	relay_send(r, line, (size_t)n);
+}
+
+static void
+relay_connected(struct relay *r)
+{
+	const struct config *c = r->session->config;
+	struct client_identity id;
+	int one = 1;
+	uint8_t header[128];
+	size_t n = 0;
+
+	setsockopt(bufferevent_getfd(r->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	relay_identity(r, &id);
+	if (c->backend_client_info == CLIENT_INFO_PROXY_V1)
+		n = client_info_proxy_v1((char *)header, sizeof(header), &id);
+	else if (c->backend_client_info == CLIENT_INFO_PROXY_V2)
+		n = client_info_proxy_v2(header, sizeof(header), &id);
+	if (c->backend_client_info == CLIENT_INFO_PROXY_V1 || c->backend_client_info == CLIENT_INFO_PROXY_V2) {
+		if (n == 0) {
+			relay_fail(r, "cannot encode the PROXY header for this client");
+			return;
+		}
+		relay_send(r, (const char *)header, n);
+	}
+	relay_enter_state(r, RELAY_GREETING);
+	relay_arm_timer(r, c->backend_timeout);
+}
+
+/* relay_ready - handshake done: the session's first command goes out. */
+static void
+relay_ready(struct relay *r)
+{
+	relay_enter_state(r, RELAY_IDLE);
+	relay_command(r, r->first_command, r->first_command_len);
+}
+
+/* relay_handshake_reply - a complete reply during connect/greeting/EHLO/XCLIENT. */
+static void
+relay_handshake_reply(struct relay *r)
+{
+	const struct config *c = r->session->config;
+	const char *first;
+	size_t flen = reply_first_line(&r->reply, &first);
+	char why[160];
+
+	switch (r->state) {
+	case RELAY_GREETING:
+	case RELAY_XCLIENT:
+		if (r->reply.code != 220)
+			goto refused;
+		relay_send_ehlo(r, r->state == RELAY_XCLIENT);
+		relay_enter_state(r, r->state == RELAY_XCLIENT ? RELAY_EHLO_AGAIN : RELAY_EHLO);
+		break;
+	case RELAY_EHLO:
+	case RELAY_EHLO_AGAIN:
+		if (r->reply.code != 250)
+			goto refused;
+		backend_caps_parse(&r->caps, r->reply.text, r->reply.len);
+		mxd->backend_caps = r->caps;	/* the freshest word on what the backend offers */
+		if (r->state == RELAY_EHLO && c->backend_client_info == CLIENT_INFO_XCLIENT) {
+			struct client_identity id;
+			char line[2048];
+			size_t n;
+
+			if (!r->caps.xclient) {
+				relay_fail(r, "does not offer XCLIENT (backend_client_info = xclient)");
+				return;
+			}
+			relay_identity(r, &id);
+			if ((n = client_info_xclient(line, sizeof(line), &id)) == 0) {
+				relay_fail(r, "cannot encode XCLIENT");
+				return;
+			}
+			relay_send(r, line, n);
+			relay_enter_state(r, RELAY_XCLIENT);
+			break;
+		}
+		relay_ready(r);
+		return;
+	default:
+		break;
+	}
+	relay_arm_timer(r, c->backend_timeout);
+	return;
+refused:
+	snprintf(why, sizeof(why), "refused in %s: %.*s", relay_state_names[r->state], (int)(flen > 100 ? 100 : flen),
+	    first);
+	relay_fail(r, why);
+}
+
+/* relay_reply_done - one whole reply is in r->reply. */
+static void
+relay_reply_done(struct relay *r)
+{
+	struct session *s = r->session;
+
+	evtimer_del(r->timer);
+	if (r->state == RELAY_QUITTING) {
+		relay_free(r);
+		return;
+	}
+	if (r->state != RELAY_COMMAND) {
+		relay_handshake_reply(r);
+		return;
+	}
+	/* One command, one reply: anything after it was never asked for. */
+	if (evbuffer_get_length(bufferevent_get_input(r->bev)) > 0) {
+		relay_fail(r, "sent data after its reply");
+		return;
+	}
+	relay_enter_state(r, r->command_is_data && r->reply.code == 354 ? RELAY_STREAMING : RELAY_IDLE);
+	session_backend_reply(s, &r->reply);	/* may free r: nothing after this */
+}
+
+static void
+relay_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct relay *r = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	for (;;) {
+		char line[REPLY_LINE_MAX + 1];
+		struct evbuffer_ptr eol;
+		size_t eol_len, n;
+
+		if (r->state != RELAY_GREETING && r->state != RELAY_EHLO && r->state != RELAY_XCLIENT &&
+		    r->state != RELAY_EHLO_AGAIN && r->state != RELAY_COMMAND && r->state != RELAY_QUITTING) {
+			if (evbuffer_get_length(in) > 0)
+				relay_fail(r, "sent data nobody asked for");
+			return;
+		}
+		eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+		if (eol.pos == -1) {
+			if (evbuffer_get_length(in) > REPLY_LINE_MAX)
+				relay_fail(r, "sent an over-long reply line");
+			return;
+		}
+		n = (size_t)eol.pos;
+		if (n + 1 > REPLY_LINE_MAX) {
+			relay_fail(r, "sent an over-long reply line");
+			return;
+		}
+		evbuffer_remove(in, line, n + 1);
+		if (n > 0 && line[n - 1] == '\r')
+			n--;
+		switch (reply_parser_line(&r->reply, line, n)) {
+		case REPLY_MORE:
+			continue;
+		case REPLY_BAD:
+			relay_fail(r, "sent a malformed reply");
+			return;
+		case REPLY_DONE:
+			relay_reply_done(r);
+			return;	/* r may be gone; more input is an error caught above next time */
+		}
+	}
+}
+
+static void
+relay_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct relay *r = arg;
+
+	if (r->state == RELAY_STREAMING && r->session)
+		session_backend_drained(r->session);
+}
+
+static void
+relay_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct relay *r = arg;
+	char why[128];
+
+	if (what & BEV_EVENT_CONNECTED) {
+		relay_connected(r);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		relay_fail(r, "timed out taking data");
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		relay_fail(r, "closed the connection");
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		int err = EVUTIL_SOCKET_ERROR();
+
+		snprintf(why, sizeof(why), "connection error in %s: %s", relay_state_names[r->state],
+		    err ? evutil_socket_error_to_string(err) : "unknown");
+		relay_fail(r, why);
+	}
+}
+
+static void
+relay_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay *r = arg;
+	char why[64];
+
+	snprintf(why, sizeof(why), "timed out in %s", relay_state_names[r->state]);
+	relay_fail(r, why);
+}
+
+void
+relay_command(struct relay *r, const char *line, size_t len)
+{
+	const struct config *c = r->session->config;
+
+	/* The session sends one command at a time, only to a relay at rest. */
+	if (r->state != RELAY_IDLE)
+		fatalx("relay_command in state %s", relay_state_names[r->state]);
+	r->command_is_data = len == 6 && memcmp(line, "DATA\r\n", 6) == 0;
+	relay_send(r, line, len);
+	relay_enter_state(r, RELAY_COMMAND);
+	relay_arm_timer(r, c->backend_timeout);
+}
+
+void
+relay_data_move(struct relay *r, struct evbuffer *src, size_t len)
+{
+	evbuffer_remove_buffer(src, bufferevent_get_output(r->bev), len);
+}
+
+void
+relay_data_end(struct relay *r)
+{
+	memset(&r->reply, 0, sizeof(r->reply));
+	r->command_is_data = false;
+	relay_enter_state(r, RELAY_COMMAND);
+	relay_arm_timer(r, r->session->config->backend_data_timeout);
+}
+
+bool
+relay_output_full(const struct relay *r)
+{
+	return evbuffer_get_length(bufferevent_get_output(r->bev)) > RELAY_OUTPUT_HIGH;
+}
+
+void
+relay_quit(struct relay *r)
+{
+	/* Only a backend at rest gets a polite QUIT; anything mid-way is cut. */
+	if (r->state != RELAY_IDLE) {
+		relay_free(r);
+		return;
+	}
+	r->session = NULL;
+	relay_send(r, "QUIT\r\n", 6);
+	r->state = RELAY_QUITTING;
+	relay_arm_timer(r, RELAY_QUIT_LINGER_MS);
+}

@@ -1,0 +1,518 @@
+/*
+ * session.c - one client connection: lifecycle, I/O, timers, the command
+ * line reader and the summary log line. Commands are in session_cmd.c,
+ * message data in session_data.c, the backend leg in relay.c.
+ */
+#include "session.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client_table.h"
+#include "daemon.h"
+#include "log.h"
+#include "relay.h"
+
+static TAILQ_HEAD(session_list, session) all_sessions = TAILQ_HEAD_INITIALIZER(all_sessions);
+
+static const char *const session_state_names[SESSION_STATE_COUNT] = {
+	"GREETING", "HELO", "READY", "MAIL", "RCPT", "DATA", "CLOSING"
+};
+
+static void session_read_cb(struct bufferevent *bev, void *arg);
+static void session_write_cb(struct bufferevent *bev, void *arg);
+static void session_event_cb(struct bufferevent *bev, short what, void *arg);
+static void session_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void session_finish_banner(struct session *s);
+
+const char *
+session_state_name(enum session_state st)
+{
+	return (unsigned)st < SESSION_STATE_COUNT ? session_state_names[st] : "?";
+}
+
+/* session_enter_state - the one place states change, traced with -v. */
+void
+session_enter_state(struct session *s, enum session_state next)
+{
+	if (s->state == next)
+		return;
+	log_debug("session %010llx: %s -> %s", (unsigned long long)s->id, session_state_name(s->state),
+	    session_state_name(next));
+	s->state = next;
+}
+
+void
+session_add_reason(struct session *s, enum reason r)
+{
+	if (!(s->reasons & (1u << r)))
+		mxd->stats.reasons[r]++;
+	s->reasons |= 1u << r;
+}
+
+void
+session_set_verdict(struct session *s, enum verdict v, enum reason r)
+{
+	s->verdict = v;
+	if (r < REASON_COUNT)
+		session_add_reason(s, r);
+}
+
+/* session_arm_timer - fire after ms, or at the session deadline if sooner. */
+void
+session_arm_timer(struct session *s, int64_t ms)
+{
+	int64_t left = s->deadline_ms - now_ms();
+	struct timeval tv;
+
+	if (left < ms)
+		ms = left > 0 ? left : 0;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(s->timer, &tv);
+}
+
+void
+session_arm_command_timer(struct session *s)
+{
+	session_arm_timer(s, s->config->command_timeout);
+}
+
+void
+session_reply_raw(struct session *s, const char *text, size_t len)
+{
+	if (s->state == SESSION_CLOSING)
+		return;
+	evbuffer_add(bufferevent_get_output(s->bev), text, len);
+}
+
+void
+session_reply(struct session *s, const char *fmt, ...)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	va_list ap;
+
+	if (s->state == SESSION_CLOSING)
+		return;
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(out, fmt, ap);
+	va_end(ap);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+/* session_close - queue a last reply, stop reading; freed once it is written. */
+void
+session_close(struct session *s, const char *fmt, ...)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	va_list ap;
+
+	if (s->state == SESSION_CLOSING)
+		return;
+	if (fmt) {
+		va_start(ap, fmt);
+		evbuffer_add_vprintf(out, fmt, ap);
+		va_end(ap);
+		evbuffer_add(out, "\r\n", 2);
+	}
+	session_enter_state(s, SESSION_CLOSING);
+	bufferevent_disable(s->bev, EV_READ);
+	bufferevent_enable(s->bev, EV_WRITE);
+	if (s->relay) {
+		relay_quit(s->relay);
+		s->relay = NULL;
+	}
+	/*
+	 * Freed from the write callback once the reply is out, or from the
+	 * timer: at once when nothing is queued, after a bounded linger when
+	 * the client does not read. Never here, so callers may go on.
+	 */
+	evtimer_del(s->timer);
+	session_arm_timer(s, evbuffer_get_length(out) == 0 ? 0 : SESSION_CLOSE_LINGER_MS);
+}
+
+/* session_error - count a client error; true when the limit closed the session. */
+bool
+session_error(struct session *s)
+{
+	if (++s->errors < (unsigned)s->config->max_errors)
+		return false;
+	session_add_reason(s, REASON_TOO_MANY_ERRORS);
+	session_close(s, "421 4.7.0 %s Too many errors, closing connection", s->config->hostname);
+	return true;
+}
+
+void
+session_pause_read(struct session *s, bool pause)
+{
+	s->read_paused = pause;
+	if (pause) {
+		/* While the backend leg is full, its write timeout is the one that counts. */
+		bufferevent_disable(s->bev, EV_READ);
+		evtimer_del(s->timer);
+	} else if (s->state != SESSION_CLOSING) {
+		bufferevent_enable(s->bev, EV_READ);
+		session_arm_timer(s, s->state == SESSION_DATA ? s->config->data_timeout : s->config->command_timeout);
+	}
+}
+
+void
+session_reset_transaction(struct session *s)
+{
+	memset(&s->mail_from, 0, sizeof(s->mail_from));
+	memset(&s->mail_params, 0, sizeof(s->mail_params));
+	s->rcpt_attempts = 0;
+	s->rcpt_accepted = 0;
+	s->data_failed = false;
+	if (s->state == SESSION_MAIL || s->state == SESSION_RCPT || s->state == SESSION_DATA)
+		session_enter_state(s, SESSION_READY);
+}
+
+static void
+session_log_summary(struct session *s)
+{
+	char helo[SMTP_DOMAIN_MAX * 4 + 8], from[SMTP_PATH_MAX * 4 + 8], rcpt[SMTP_PATH_MAX * 4 + 8];
+	char backend[sizeof(s->backend_reply) * 4 + 8], reasons[512] = "";
+	size_t used = 0;
+
+	for (int r = 0; r < REASON_COUNT; r++)
+		if (s->reasons & (1u << r))
+			used += (size_t)snprintf(reasons + used, sizeof(reasons) - used, "%s%s", used ? "," : "",
+			    reason_name(r));
+	log_escape(helo, sizeof(helo), s->helo, strlen(s->helo));
+	log_escape(from, sizeof(from), s->log_from, strlen(s->log_from));
+	log_escape(rcpt, sizeof(rcpt), s->first_rcpt, strlen(s->first_rcpt));
+	log_escape(backend, sizeof(backend), s->backend_reply, strlen(s->backend_reply));
+	log_info("session id=%010llx tier=%s client=%s:%u helo=\"%s\" from=<%s> rcpts=%zu first_rcpt=<%s> "
+	    "messages=%u verdict=%s reasons=%s bytes=%llu duration=%.3f backend=\"%s\"",
+	    (unsigned long long)s->id, tier_role_name(s->tier), s->client_text, s->client_port, helo, from,
+	    s->rcpt_total, rcpt, s->messages, verdict_name(s->verdict), reasons[0] ? reasons : "-",
+	    (unsigned long long)s->bytes, (double)(now_ms() - s->started_ms) / 1000.0, backend);
+}
+
+void
+session_free(struct session *s)
+{
+	if (s == NULL)
+		return;
+	session_log_summary(s);
+	mxd->stats.verdicts[s->verdict]++;
+	if (s->relay)
+		relay_free(s->relay);
+	if (s->timer)
+		event_free(s->timer);
+	if (s->bev)
+		bufferevent_free(s->bev);
+	if (s->counted)
+		client_table_remove(mxd->clients, &s->client_key);
+	TAILQ_REMOVE(&all_sessions, s, entry);
+	mxd->active_sessions--;
+	config_unref(s->config);
+	free(s);
+}
+
+/* session_refuse - answer the greeting with the refusal the verdict chose, then close. */
+static void
+session_refuse(struct session *s, enum reason r)
+{
+	const char *host = s->config->hostname;
+
+	switch (r) {
+	case REASON_BAIT:
+		session_close(s, "421 4.7.0 %s Service not available, try a lower MX", host);
+		break;
+	case REASON_BLOCKLIST:
+		session_close(s, "554 5.7.1 %s Service unavailable; client [%s] blocked", host, s->client_text);
+		break;
+	case REASON_TOO_MANY_SESSIONS:
+		session_close(s, "421 4.3.2 %s Too many sessions, try again later", host);
+		break;
+	case REASON_TOO_MANY_CLIENT_SESSIONS:
+		session_close(s, "421 4.7.0 %s Too many sessions from your address", host);
+		break;
+	default:
+		session_close(s, "421 4.3.0 %s Service not available", host);
+		break;
+	}
+}
+
+static enum reason
+session_primary_reason(const struct session *s)
+{
+	for (int r = 0; r < REASON_COUNT; r++)
+		if (s->reasons & (1u << r))
+			return r;
+	return REASON_COUNT;
+}
+
+void
+session_accept(int fd, const struct sockaddr *peer, enum tier_role tier)
+{
+	struct config *c = mxd->config;
+	struct session *s;
+	struct sockaddr_storage local;
+	socklen_t llen = sizeof(local);
+	int one = 1;
+
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		close(fd);
+		return;
+	}
+	s->id = mxd->next_session_id++;
+	s->config = config_ref(c);
+	s->tier = tier;
+	s->verdict = VERDICT_NONE;
+	s->pending_command = CMD_NONE;
+	s->started_ms = now_ms();
+	s->deadline_ms = s->started_ms + c->session_timeout;
+	netaddr_from_sockaddr(peer, &s->client, &s->client_port);
+	netaddr_normalize(&s->client);
+	netaddr_format(&s->client, s->client_text, sizeof(s->client_text));
+	netaddr_client_key(&s->client, &s->client_key);
+	if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0) {
+		netaddr_from_sockaddr((struct sockaddr *)&local, &s->server, &s->server_port);
+		netaddr_normalize(&s->server);
+	}
+	TAILQ_INSERT_TAIL(&all_sessions, s, entry);
+	mxd->active_sessions++;
+	mxd->stats.sessions++;
+
+	/* Small replies must leave at once: no Nagle delay on the client leg. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	s->bev = bufferevent_socket_new(mxd->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	s->timer = evtimer_new(mxd->base, session_timer_cb, s);
+	if (s->bev == NULL || s->timer == NULL) {
+		if (s->bev == NULL)
+			close(fd);
+		session_free(s);
+		return;
+	}
+	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIGH);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+
+	s->counted = true;
+	if (mxd->active_sessions > (size_t)c->max_sessions) {
+		session_set_verdict(s, VERDICT_TEMPFAIL, REASON_TOO_MANY_SESSIONS);
+		session_refuse(s, REASON_TOO_MANY_SESSIONS);
+		client_table_add(mxd->clients, &s->client_key);
+		return;
+	}
+	if (client_table_add(mxd->clients, &s->client_key) > (size_t)c->max_sessions_per_client) {
+		session_set_verdict(s, VERDICT_TEMPFAIL, REASON_TOO_MANY_CLIENT_SESSIONS);
+		session_refuse(s, REASON_TOO_MANY_CLIENT_SESSIONS);
+		return;
+	}
+
+	switch (verdict_at_connect(s)) {
+	case ACTION_TEMPFAIL:
+	case ACTION_REJECT:
+		session_refuse(s, session_primary_reason(s));
+		return;
+	case ACTION_RELAY:
+		/* Fast track: no greet wait for trusted clients. */
+		session_reply(s, "220 %s ESMTP mxtier", c->hostname);
+		session_enter_state(s, SESSION_HELO);
+		session_arm_command_timer(s);
+		return;
+	case ACTION_CONTINUE:
+		break;
+	}
+	if (c->greet_wait == 0) {
+		session_reply(s, "220 %s ESMTP mxtier", c->hostname);
+		session_enter_state(s, SESSION_HELO);
+		session_arm_command_timer(s);
+		return;
+	}
+	/* Multi-line banner: a client that talks before the last line is a pregreet client. */
+	session_reply(s, "220-%s ESMTP mxtier", c->hostname);
+	session_enter_state(s, SESSION_GREETING);
+	session_arm_timer(s, c->greet_wait);
+}
+
+static void
+session_finish_banner(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+
+	s->obs.pregreet_bytes += evbuffer_get_length(in);
+	session_reply(s, "220 %s ESMTP mxtier", s->config->hostname);
+	session_enter_state(s, SESSION_HELO);
+	session_arm_command_timer(s);
+	session_process_input(s);
+}
+
+/*
+ * session_read_line - take one command line out of the input. Returns 1
+ * with a NUL-terminated line (CR/LF stripped), 0 when no whole line yet,
+ * -1 when a line was refused (already answered).
+ */
+static int
+session_read_line(struct session *s, char *line, size_t *len)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer_ptr eol;
+	size_t eol_len, n;
+
+	eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+	if (eol.pos == -1) {
+		n = evbuffer_get_length(in);
+		if (n < SMTP_COMMAND_LINE_MAX)
+			return 0;
+		/* No line end within the limit: refuse it whole, never truncate and run it. */
+		evbuffer_drain(in, n);
+		if (s->discarding_line)
+			return 0;
+		s->discarding_line = true;
+		session_reply(s, "500 5.5.2 Line too long (limit %d octets)", SMTP_COMMAND_LINE_MAX);
+		return -1;
+	}
+	n = (size_t)eol.pos;
+	if (s->discarding_line || n + 1 > SMTP_COMMAND_LINE_MAX) {
+		evbuffer_drain(in, n + 1);
+		if (s->discarding_line) {
+			s->discarding_line = false;
+			return -2;	/* the tail of a line already answered */
+		}
+		session_reply(s, "500 5.5.2 Line too long (limit %d octets)", SMTP_COMMAND_LINE_MAX);
+		return -1;
+	}
+	evbuffer_remove(in, line, n + 1);
+	if (n > 0 && line[n - 1] == '\r')
+		n--;
+	line[n] = '\0';
+	if (memchr(line, '\r', n) || memchr(line, '\0', n)) {
+		session_reply(s, "500 5.5.2 Bad character in command");
+		return -1;
+	}
+	*len = n;
+	return 1;
+}
+
+void
+session_process_input(struct session *s)
+{
+	char line[SMTP_COMMAND_LINE_MAX + 1];
+	size_t len;
+
+	if (s->processing)
+		return;
+	s->processing = true;
+	while (s->state != SESSION_CLOSING && s->state != SESSION_GREETING && !s->waiting_backend &&
+	    !s->read_paused) {
+		struct evbuffer *in = bufferevent_get_input(s->bev);
+		int rc;
+
+		/* A client that does not read its replies gets no more work done. */
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) > SESSION_OUTPUT_HIGH)
+			break;
+		if (s->state == SESSION_DATA) {
+			enum session_state before = s->state;
+
+			session_data_input(s);
+			if (s->state == before)
+				break;
+			continue;
+		}
+		rc = session_read_line(s, line, &len);
+		if (rc == 0)
+			break;
+		if (rc == -2)
+			continue;
+		if (rc == -1) {
+			if (session_error(s))
+				break;
+			continue;
+		}
+		session_execute_command(s, line, len, evbuffer_get_length(in) > 0);
+		if (s->state != SESSION_CLOSING && !s->waiting_backend && s->state != SESSION_DATA)
+			session_arm_command_timer(s);
+	}
+	s->processing = false;
+}
+
+static void
+session_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+
+	if (s->state == SESSION_GREETING) {
+		/* Talking before the banner ends: remember it, answer nothing yet. */
+		return;
+	}
+	session_process_input(s);
+}
+
+static void
+session_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+
+	if (s->state == SESSION_CLOSING) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			session_free(s);
+		return;
+	}
+	/* Output drained: commands held back for a non-reading client may run now. */
+	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+		session_process_input(s);
+}
+
+static void
+session_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct session *s = arg;
+
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		if (what & BEV_EVENT_ERROR)
+			log_debug("session %010llx: %s", (unsigned long long)s->id, strerror(errno));
+		session_free(s);
+	}
+}
+
+static void
+session_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	const char *host = s->config->hostname;
+
+	if (s->state == SESSION_CLOSING) {
+		session_free(s);
+		return;
+	}
+	if (now_ms() >= s->deadline_ms) {
+		session_add_reason(s, REASON_TIMEOUT);
+		session_close(s, "421 4.4.2 %s Session time limit exceeded, closing connection", host);
+		return;
+	}
+	if (s->state == SESSION_GREETING) {
+		session_finish_banner(s);
+		return;
+	}
+	session_add_reason(s, REASON_TIMEOUT);
+	session_close(s, "421 4.4.2 %s Timeout, closing connection", host);
+}
+
+/* session_shutdown_all - the shutdown grace is over: tell every client and close. */
+void
+session_shutdown_all(void)
+{
+	struct session *s, *next;
+
+	for (s = TAILQ_FIRST(&all_sessions); s; s = next) {
+		next = TAILQ_NEXT(s, entry);
+		if (s->state == SESSION_CLOSING)
+			continue;
+		session_add_reason(s, REASON_SHUTDOWN);
+		session_close(s, "421 4.3.2 %s Service shutting down, try again later", s->config->hostname);
+	}
+}

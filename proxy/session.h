@@ -1,0 +1,140 @@
+#ifndef MXTIER_SESSION_H
+#define MXTIER_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include "config.h"
+#include "data_reader.h"
+#include "netaddr.h"
+#include "reply_parser.h"
+#include "smtp_parse.h"
+#include "verdict.h"
+
+struct bufferevent;
+struct event;
+struct relay;
+
+/* Commands mxtierd knows; the table is in session_cmd.c. */
+enum command_id {
+	CMD_NONE = -1,
+	CMD_EHLO = 0,
+	CMD_HELO,
+	CMD_MAIL,
+	CMD_RCPT,
+	CMD_DATA,
+	CMD_DATA_END,		/* not a verb: the end-of-data the backend answers */
+	CMD_RSET,
+	CMD_NOOP,
+	CMD_QUIT,
+	CMD_HELP,
+	CMD_VRFY,
+	CMD_NOT_IMPLEMENTED
+};
+
+enum session_state {
+	SESSION_GREETING = 0,	/* banner started, greet wait running */
+	SESSION_HELO,		/* waiting for EHLO/HELO */
+	SESSION_READY,		/* greeted, no mail transaction */
+	SESSION_MAIL,		/* MAIL accepted, no recipient yet */
+	SESSION_RCPT,		/* at least one RCPT given */
+	SESSION_DATA,		/* reading message data */
+	SESSION_CLOSING,	/* last reply queued; freed once it is written */
+	SESSION_STATE_COUNT
+};
+
+/* What the session saw the client do; the checks read these. */
+struct session_observations {
+	size_t	pregreet_bytes;		/* sent before the last banner line */
+	bool	non_smtp_command;	/* HTTP verb, header line, ... */
+	bool	pipelined_before_ehlo;
+};
+
+/* Bounds for the client leg. */
+#define SESSION_INPUT_HIGH	(64 * 1024)	/* stop reading the socket above this */
+#define SESSION_OUTPUT_HIGH	(64 * 1024)	/* stop executing commands while the client does not read */
+#define SESSION_CLOSE_LINGER_MS	5000		/* longest wait for a last reply to drain */
+#define DATA_RATE_GRACE_MS	30000
+
+struct session {
+	TAILQ_ENTRY(session)	 entry;
+	uint64_t		 id;
+	struct config		*config;
+	enum tier_role		 tier;
+	struct netaddr		 client, server, client_key;
+	uint16_t		 client_port, server_port;
+	char			 client_text[NETADDR_STRLEN];
+
+	struct bufferevent	*bev;
+	struct event		*timer;
+	enum session_state	 state;
+	int64_t			 started_ms, deadline_ms, data_started_ms;
+	bool			 counted;	/* holds a slot in the per-client table */
+	bool			 waiting_backend;	/* a command is with the backend: stop parsing */
+	bool			 processing;	/* re-entrancy guard for session_process_input */
+	bool			 read_paused;	/* back-pressure: the backend leg is full */
+	bool			 discarding_line;	/* inside an over-long command line */
+
+	char			 helo[SMTP_DOMAIN_MAX + 1];
+	bool			 esmtp;
+	struct smtp_path	 mail_from;
+	char			 log_from[SMTP_PATH_MAX + 1];	/* the last MAIL FROM, kept for the log */
+	struct mail_params	 mail_params;
+	size_t			 rcpt_attempts;		/* in this transaction */
+	size_t			 rcpt_accepted;		/* in this transaction */
+	size_t			 rcpt_total;		/* accepted, whole session */
+	char			 first_rcpt[SMTP_PATH_MAX + 1];
+	unsigned		 messages;
+	uint64_t		 bytes;
+	unsigned		 errors;
+
+	struct session_observations obs;
+	enum verdict		 verdict;
+	uint32_t		 reasons;	/* bit per enum reason */
+
+	struct relay		*relay;
+	enum command_id		 pending_command;	/* sent to the backend, awaiting its reply */
+	struct data_reader	 data;
+	bool			 data_failed;	/* the backend leg broke during DATA */
+	char			 backend_reply[256];	/* last final reply from the backend, for the log */
+};
+
+/* Lifecycle (session.c). */
+void	session_accept(int fd, const struct sockaddr *peer, enum tier_role tier);
+void	session_free(struct session *s);
+void	session_enter_state(struct session *s, enum session_state next);
+void	session_reply(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void	session_reply_raw(struct session *s, const char *text, size_t len);
+void	session_close(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void	session_add_reason(struct session *s, enum reason r);
+void	session_set_verdict(struct session *s, enum verdict v, enum reason r);
+void	session_process_input(struct session *s);
+void	session_arm_command_timer(struct session *s);
+void	session_arm_timer(struct session *s, int64_t ms);
+void	session_reset_transaction(struct session *s);
+void	session_pause_read(struct session *s, bool pause);
+bool	session_error(struct session *s);
+void	session_shutdown_all(void);
+const char *session_state_name(enum session_state st);
+
+/*
+ * Nothing below frees the session synchronously: session_close() queues the
+ * last reply and the session is freed from its own write or timer
+ * callback. So a handler's caller may keep using the session.
+ */
+
+/* Commands (session_cmd.c). */
+void	session_execute_command(struct session *s, char *line, size_t len, bool more_input);
+
+/* DATA (session_data.c). */
+void	session_data_begin(struct session *s);
+void	session_data_input(struct session *s);
+
+/* Called by the relay from its callbacks; the relay returns at once after them. */
+void	session_backend_reply(struct session *s, const struct smtp_reply *reply);
+void	session_backend_failed(struct session *s, const char *why);
+void	session_backend_drained(struct session *s);
+
+#endif

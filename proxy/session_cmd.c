@@ -1,0 +1,497 @@
+/*
+ * session_cmd.c - the SMTP command table: each verb, the state it needs
+ * and its handler. Handlers answer locally or hand the command to the
+ * backend (s->waiting_backend); they never free the session.
+ */
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "checks/check.h"
+#include "daemon.h"
+#include "log.h"
+#include "relay.h"
+#include "session.h"
+
+enum command_needs {
+	NEEDS_NOTHING = 0,
+	NEEDS_HELO,		/* EHLO/HELO first */
+	NEEDS_MAIL,		/* inside a transaction */
+	NEEDS_RCPT		/* at least one recipient accepted */
+};
+
+struct command {
+	const char		*verb;
+	enum command_id		 id;
+	enum command_needs	 needs;
+	void			(*run)(struct session *s, const char *arg);
+};
+
+static void cmd_ehlo(struct session *s, const char *arg);
+static void cmd_helo(struct session *s, const char *arg);
+static void cmd_mail(struct session *s, const char *arg);
+static void cmd_rcpt(struct session *s, const char *arg);
+static void cmd_data(struct session *s, const char *arg);
+static void cmd_rset(struct session *s, const char *arg);
+static void cmd_noop(struct session *s, const char *arg);
+static void cmd_quit(struct session *s, const char *arg);
+static void cmd_help(struct session *s, const char *arg);
+static void cmd_vrfy(struct session *s, const char *arg);
+static void cmd_not_implemented(struct session *s, const char *arg);
+
+static const struct command command_table[] = {
+	{ "EHLO",	CMD_EHLO,	NEEDS_NOTHING,	cmd_ehlo },
+	{ "HELO",	CMD_HELO,	NEEDS_NOTHING,	cmd_helo },
+	{ "MAIL",	CMD_MAIL,	NEEDS_HELO,	cmd_mail },
+	{ "RCPT",	CMD_RCPT,	NEEDS_MAIL,	cmd_rcpt },
+	{ "DATA",	CMD_DATA,	NEEDS_RCPT,	cmd_data },
+	{ "RSET",	CMD_RSET,	NEEDS_NOTHING,	cmd_rset },
+	{ "NOOP",	CMD_NOOP,	NEEDS_NOTHING,	cmd_noop },
+	{ "QUIT",	CMD_QUIT,	NEEDS_NOTHING,	cmd_quit },
+	{ "HELP",	CMD_HELP,	NEEDS_NOTHING,	cmd_help },
+	{ "VRFY",	CMD_VRFY,	NEEDS_NOTHING,	cmd_vrfy },
+	/* Known verbs mxtierd deliberately does not offer to clients. */
+	{ "EXPN",	CMD_NOT_IMPLEMENTED, NEEDS_NOTHING, cmd_not_implemented },
+	{ "BDAT",	CMD_NOT_IMPLEMENTED, NEEDS_NOTHING, cmd_not_implemented },
+	{ "XCLIENT",	CMD_NOT_IMPLEMENTED, NEEDS_NOTHING, cmd_not_implemented },
+	{ "XFORWARD",	CMD_NOT_IMPLEMENTED, NEEDS_NOTHING, cmd_not_implemented },
+	{ "AUTH",	CMD_NOT_IMPLEMENTED, NEEDS_NOTHING, cmd_not_implemented },
+	{ "STARTTLS",	CMD_NOT_IMPLEMENTED, NEEDS_NOTHING, cmd_not_implemented },
+	{ "ETRN",	CMD_NOT_IMPLEMENTED, NEEDS_NOTHING, cmd_not_implemented },
+	{ "TURN",	CMD_NOT_IMPLEMENTED, NEEDS_NOTHING, cmd_not_implemented },
+	{ "ATRN",	CMD_NOT_IMPLEMENTED, NEEDS_NOTHING, cmd_not_implemented },
+	{ "PROXY",	CMD_NOT_IMPLEMENTED, NEEDS_NOTHING, cmd_not_implemented },
+};
+
+static const struct command *
+command_find(const char *verb)
+{
+	for (size_t i = 0; i < sizeof(command_table) / sizeof(command_table[0]); i++)
+		if (strcmp(command_table[i].verb, verb) == 0)
+			return &command_table[i];
+	return NULL;
+}
+
+/* command_state_ok - the table's "needs" column against the session state; answers 503/554 itself. */
+static bool
+command_state_ok(struct session *s, const struct command *cmd)
+{
+	switch (cmd->needs) {
+	case NEEDS_NOTHING:
+		return true;
+	case NEEDS_HELO:
+		if (s->state >= SESSION_READY)
+			return true;
+		session_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		return false;
+	case NEEDS_MAIL:
+		if (s->state == SESSION_MAIL || s->state == SESSION_RCPT)
+			return true;
+		session_reply(s, "503 5.5.1 Error: need MAIL command");
+		return false;
+	case NEEDS_RCPT:
+		if (s->state == SESSION_RCPT)
+			return true;
+		if (s->state == SESSION_MAIL)
+			session_reply(s, "554 5.5.1 Error: no valid recipients");
+		else
+			session_reply(s, "503 5.5.1 Error: need RCPT command");
+		return false;
+	}
+	return false;
+}
+
+void
+session_execute_command(struct session *s, char *line, size_t len, bool more_input)
+{
+	char verb[16];
+	const char *arg = smtp_split_verb(line, verb, sizeof(verb));
+	const struct command *cmd = verb[0] ? command_find(verb) : NULL;
+
+	/* RFC 2920: only after the EHLO reply may a client send without waiting. */
+	if (more_input && !s->esmtp)
+		s->obs.pipelined_before_ehlo = true;
+
+	if (cmd == NULL) {
+		if (non_smtp_line(verb))
+			s->obs.non_smtp_command = true;
+		if (verdict_at_command(s) == ACTION_REJECT) {
+			session_close(s, "521 5.7.0 %s Error: non-SMTP command, closing connection", s->config->hostname);
+			return;
+		}
+		session_reply(s, "500 5.5.2 Error: command not recognized");
+		session_error(s);
+		return;
+	}
+	if (!command_state_ok(s, cmd)) {
+		session_error(s);
+		return;
+	}
+	cmd->run(s, arg);
+}
+
+/* send_to_backend - hand one command to the relay, opening it if needed. */
+static void
+send_to_backend(struct session *s, enum command_id id, const char *line, size_t len)
+{
+	if (s->relay) {
+		relay_command(s->relay, line, len);
+	} else if (id == CMD_MAIL) {
+		s->relay = relay_start(s, line, len);
+		if (s->relay == NULL) {
+			mxd->stats.backend_failures++;
+			session_reply(s, "451 4.4.1 Backend not available, try again later");
+			return;
+		}
+	} else {
+		/* The backend leg was lost between commands: the transaction went with it. */
+		session_reply(s, "451 4.4.1 Backend not available, try again later");
+		session_reset_transaction(s);
+		return;
+	}
+	s->pending_command = id;
+	s->waiting_backend = true;
+	evtimer_del(s->timer);	/* the relay times the backend; the client is not to blame */
+}
+
+/* helo_common - what EHLO and HELO share; false when the argument was refused. */
+static bool
+helo_common(struct session *s, const char *arg, bool esmtp)
+{
+	if (!smtp_helo_token_valid(arg)) {
+		session_reply(s, "501 5.5.4 Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
+		session_error(s);
+		return false;
+	}
+	/* EHLO inside a transaction resets it; the backend leg is dropped with it. */
+	if (s->state == SESSION_MAIL || s->state == SESSION_RCPT) {
+		if (s->relay) {
+			relay_quit(s->relay);
+			s->relay = NULL;
+		}
+		session_reset_transaction(s);
+	}
+	snprintf(s->helo, sizeof(s->helo), "%s", arg);
+	s->esmtp = esmtp;
+	if (s->state < SESSION_READY)
+		session_enter_state(s, SESSION_READY);
+	return true;
+}
+
+static uint64_t
+advertised_size(const struct session *s)
+{
+	uint64_t limit = (uint64_t)s->config->message_size_limit;
+
+	if (mxd->backend_caps.size_limit && mxd->backend_caps.size_limit < limit)
+		limit = mxd->backend_caps.size_limit;
+	return limit;
+}
+
+static void
+cmd_ehlo(struct session *s, const char *arg)
+{
+	if (!helo_common(s, arg, true))
+		return;
+	session_reply(s, "250-%s", s->config->hostname);
+	session_reply(s, "250-PIPELINING");
+	session_reply(s, "250-SIZE %llu", (unsigned long long)advertised_size(s));
+	if (mxd->backend_caps.eightbitmime)
+		session_reply(s, "250-8BITMIME");
+	session_reply(s, "250 ENHANCEDSTATUSCODES");
+}
+
+static void
+cmd_helo(struct session *s, const char *arg)
+{
+	if (helo_common(s, arg, false))
+		session_reply(s, "250 %s", s->config->hostname);
+}
+
+static void
+reply_path_error(struct session *s, enum path_status st, bool sender)
+{
+	const char *code = sender ? "5.1.7" : "5.1.3";
+	const char *what = sender ? "sender" : "recipient";
+
+	switch (st) {
+	case PATH_TOO_LONG:
+		session_reply(s, "501 %s Bad %s address syntax: path too long", code, what);
+		break;
+	case PATH_LOCAL_TOO_LONG:
+		session_reply(s, "501 %s Bad %s address syntax: local part too long", code, what);
+		break;
+	case PATH_DOMAIN_TOO_LONG:
+		session_reply(s, "501 %s Bad %s address syntax: domain too long", code, what);
+		break;
+	default:
+		session_reply(s, "501 %s Bad %s address syntax", code, what);
+		break;
+	}
+	session_error(s);
+}
+
+static void
+cmd_mail(struct session *s, const char *arg)
+{
+	const char *path_text = smtp_strip_prefix(arg, "FROM:"), *rest;
+	struct smtp_path path;
+	struct mail_params params;
+	enum path_status pst;
+	char line[SMTP_COMMAND_LINE_MAX + 64];
+	int n;
+
+	if (s->state == SESSION_MAIL || s->state == SESSION_RCPT) {
+		session_reply(s, "503 5.5.1 Error: nested MAIL command");
+		session_error(s);
+		return;
+	}
+	if (path_text == NULL) {
+		session_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
+		session_error(s);
+		return;
+	}
+	if ((pst = smtp_parse_path(path_text, true, false, &path, &rest)) != PATH_OK) {
+		reply_path_error(s, pst, true);
+		return;
+	}
+	switch (smtp_parse_mail_params(rest, mxd->backend_caps.eightbitmime, &params)) {
+	case PARAM_OK:
+		break;
+	case PARAM_UNKNOWN:
+		session_reply(s, "555 5.5.4 Unsupported MAIL parameter");
+		session_error(s);
+		return;
+	default:
+		session_reply(s, "501 5.5.4 Bad MAIL parameter syntax");
+		session_error(s);
+		return;
+	}
+	if (params.has_size && params.size > (uint64_t)s->config->message_size_limit) {
+		session_reply(s, "552 5.3.4 Message size exceeds fixed limit");
+		return;
+	}
+	session_reset_transaction(s);
+	s->mail_from = path;
+	s->mail_params = params;
+	snprintf(s->log_from, sizeof(s->log_from), "%s", path.address);
+
+	switch (verdict_at_mail(s)) {
+	case ACTION_RELAY:
+		break;
+	case ACTION_TEMPFAIL:
+		session_reply(s, "451 4.7.1 Service temporarily unavailable, try again later");
+		return;
+	case ACTION_REJECT:
+	case ACTION_CONTINUE:
+		/* Take the envelope to log it; every recipient is refused. */
+		session_reply(s, "250 2.1.0 Ok");
+		session_enter_state(s, SESSION_MAIL);
+		return;
+	}
+	/* The backend gets a MAIL rebuilt from what was parsed, never the client's bytes. */
+	n = snprintf(line, sizeof(line), "MAIL FROM:<%s>", path.address);
+	if (params.has_size)
+		n += snprintf(line + n, sizeof(line) - (size_t)n, " SIZE=%llu", (unsigned long long)params.size);
+	if (params.body != BODY_UNSPECIFIED)
+		n += snprintf(line + n, sizeof(line) - (size_t)n, " BODY=%s",
+		    params.body == BODY_8BITMIME ? "8BITMIME" : "7BIT");
+	n += snprintf(line + n, sizeof(line) - (size_t)n, "\r\n");
+	send_to_backend(s, CMD_MAIL, line, (size_t)n);
+}
+
+static void
+cmd_rcpt(struct session *s, const char *arg)
+{
+	const char *path_text = smtp_strip_prefix(arg, "TO:"), *rest;
+	struct smtp_path path;
+	enum path_status pst;
+	char line[SMTP_COMMAND_LINE_MAX + 16];
+	int n;
+
+	if (path_text == NULL) {
+		session_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+		session_error(s);
+		return;
+	}
+	if ((pst = smtp_parse_path(path_text, false, true, &path, &rest)) != PATH_OK) {
+		reply_path_error(s, pst, false);
+		return;
+	}
+	if (*rest != '\0') {
+		session_reply(s, "555 5.5.4 Unsupported RCPT parameter");
+		session_error(s);
+		return;
+	}
+	if (s->rcpt_attempts >= (size_t)s->config->max_recipients) {
+		session_reply(s, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	s->rcpt_attempts++;
+	if (s->first_rcpt[0] == '\0')
+		snprintf(s->first_rcpt, sizeof(s->first_rcpt), "%s", path.address);
+	if (s->verdict != VERDICT_RELAY) {
+		session_reply(s, "550 5.5.1 Protocol error");
+		return;
+	}
+	n = snprintf(line, sizeof(line), "RCPT TO:<%s>\r\n", path.address);
+	send_to_backend(s, CMD_RCPT, line, (size_t)n);
+}
+
+static void
+cmd_data(struct session *s, const char *arg)
+{
+	if (*arg != '\0') {
+		session_reply(s, "501 5.5.4 Syntax: DATA");
+		session_error(s);
+		return;
+	}
+	send_to_backend(s, CMD_DATA, "DATA\r\n", 6);
+}
+
+static void
+cmd_rset(struct session *s, const char *arg)
+{
+	/* Only a transaction open at the backend needs the backend's RSET. */
+	if (s->relay && (s->state == SESSION_MAIL || s->state == SESSION_RCPT)) {
+		send_to_backend(s, CMD_RSET, "RSET\r\n", 6);
+		return;
+	}
+	session_reset_transaction(s);
+	session_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+cmd_noop(struct session *s, const char *arg)
+{
+	session_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+cmd_quit(struct session *s, const char *arg)
+{
+	session_close(s, "221 2.0.0 %s closing connection", s->config->hostname);
+}
+
+static void
+cmd_help(struct session *s, const char *arg)
+{
+	session_reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY");
+}
+
+static void
+cmd_vrfy(struct session *s, const char *arg)
+{
+	session_reply(s, "252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void
+cmd_not_implemented(struct session *s, const char *arg)
+{
+	session_reply(s, "502 5.5.1 Error: command not implemented");
+	session_error(s);
+}
+
+/* session_backend_reply - the backend answered the pending command: pass it on, move state. */
+void
+session_backend_reply(struct session *s, const struct smtp_reply *reply)
+{
+	enum command_id id = s->pending_command;
+	bool positive = reply->code >= 200 && reply->code < 400;
+	const char *first;
+	size_t flen = reply_first_line(reply, &first);
+
+	s->waiting_backend = false;
+	s->pending_command = CMD_NONE;
+	if (flen >= sizeof(s->backend_reply))
+		flen = sizeof(s->backend_reply) - 1;
+	memcpy(s->backend_reply, first, flen);
+	s->backend_reply[flen] = '\0';
+	session_reply_raw(s, reply->text, reply->len);
+
+	switch (id) {
+	case CMD_MAIL:
+		if (positive)
+			session_enter_state(s, SESSION_MAIL);
+		break;
+	case CMD_RCPT:
+		if (positive) {
+			s->rcpt_accepted++;
+			s->rcpt_total++;
+			session_enter_state(s, SESSION_RCPT);
+		}
+		break;
+	case CMD_DATA:
+		if (reply->code == 354) {
+			session_data_begin(s);
+			session_process_input(s);
+			return;
+		}
+		break;
+	case CMD_DATA_END:
+		if (positive) {
+			s->messages++;
+			mxd->stats.messages_relayed++;
+		}
+		session_reset_transaction(s);
+		break;
+	case CMD_RSET:
+		session_reset_transaction(s);
+		break;
+	default:
+		break;
+	}
+	session_arm_command_timer(s);
+	session_process_input(s);
+}
+
+/* session_backend_failed - the backend leg is gone: 4xx for what was pending, never a 250. */
+void
+session_backend_failed(struct session *s, const char *why)
+{
+	enum command_id id = s->pending_command;
+
+	log_warn("session %010llx: backend %s", (unsigned long long)s->id, why);
+	mxd->stats.backend_failures++;
+	snprintf(s->backend_reply, sizeof(s->backend_reply), "(backend failed: %s)", why);
+	relay_free(s->relay);
+	s->relay = NULL;
+
+	if (s->state == SESSION_DATA && !s->waiting_backend) {
+		/* Keep reading to the end of data; its reply will be the 451. */
+		s->data_failed = true;
+		if (s->read_paused)
+			session_pause_read(s, false);
+		session_process_input(s);
+		return;
+	}
+	if (!s->waiting_backend)
+		return;
+	s->waiting_backend = false;
+	s->pending_command = CMD_NONE;
+	switch (id) {
+	case CMD_RSET:
+		session_reply(s, "250 2.0.0 Ok");
+		break;
+	case CMD_DATA_END:
+		session_reply(s, "451 4.4.2 Backend connection lost, message not accepted");
+		break;
+	default:
+		session_reply(s, "451 4.4.1 Backend not available, try again later");
+		break;
+	}
+	session_reset_transaction(s);
+	session_arm_command_timer(s);
+	session_process_input(s);
+}
+
+void
+session_backend_drained(struct session *s)
+{
+	if (!s->read_paused)
+		return;
+	session_pause_read(s, false);
+	session_process_input(s);
+}

@@ -1,0 +1,30 @@
+#include "stats.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+void
+stats_log(const struct stats *st)
+{
+	char reasons[1024] = "";
+	size_t used = 0;
+
+	for (int r = 0; r < REASON_COUNT; r++) {
+		if (st->reasons[r] == 0)
+			continue;
+		used += (size_t)snprintf(reasons + used, sizeof(reasons) - used, "%s%s=%llu", used ? "," : "",
+		    reason_name(r), (unsigned long long)st->reasons[r]);
+		if (used >= sizeof(reasons))
+			break;
+	}
+	log_info("stats sessions=%llu relay=%llu tempfail=%llu reject=%llu undecided=%llu messages=%llu "
+	    "backend_failures=%llu probe_failures=%llu accept_errors=%llu accept_paused=%llu dropped=%llu reasons=%s",
+	    (unsigned long long)st->sessions, (unsigned long long)st->verdicts[VERDICT_RELAY],
+	    (unsigned long long)st->verdicts[VERDICT_TEMPFAIL], (unsigned long long)st->verdicts[VERDICT_REJECT],
+	    (unsigned long long)st->verdicts[VERDICT_NONE], (unsigned long long)st->messages_relayed,
+	    (unsigned long long)st->backend_failures, (unsigned long long)st->backend_probe_failures,
+	    (unsigned long long)st->accept_errors, (unsigned long long)st->accept_paused,
+	    (unsigned long long)st->dropped_overload, reasons[0] ? reasons : "-");
+}

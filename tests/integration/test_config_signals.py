@@ -1,0 +1,192 @@
+"""The command line (-t, -n) and signals (SIGHUP reload, SIGTERM/SIGINT)."""
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from harness import (BAIT, BASE_CONFIG, HOSTNAME, MXTIERD, PRIMARY, SECONDARY,
+                     port_accepts, wait_until)
+
+DOCUMENTED_KEYS = [
+    "primary_ips", "secondary_ips", "bait_ips", "listen_port", "backend", "backend_client_info",
+    "hostname", "allow_networks", "block_networks", "greet_wait", "command_timeout", "data_timeout",
+    "session_timeout", "min_data_rate", "backend_connect_timeout", "backend_timeout",
+    "backend_data_timeout", "backend_probe_interval", "max_sessions", "max_sessions_per_client",
+    "max_recipients", "max_errors", "message_size_limit", "shutdown_grace",
+]
+
+MESSAGE = b"Subject: signals\r\n\r\nbody\r\n"
+
+
+def write_config(path, lines):
+    with open(path, "w") as f:
+        f.write("".join(l + "\n" for l in lines))
+
+
+def base_lines(port=2525):
+    lines = ["# mxtierd test config", ""]
+    lines += ["%s = %s" % kv for kv in BASE_CONFIG.items()]
+    lines += ["listen_port = %d" % port, "backend = 127.0.0.1:10025"]
+    return lines
+
+
+def run(*args, timeout=10):
+    if not os.access(MXTIERD, os.X_OK):
+        raise AssertionError("%s is not built (run make)" % MXTIERD)
+    return subprocess.run([MXTIERD] + list(args), capture_output=True, text=True, timeout=timeout)
+
+
+BAD_CONFIGS = [
+    ("unknown-key", "bogus_key = 1", "bogus_key"),
+    ("port-too-big", "listen_port = 70000", "listen_port"),
+    ("port-not-a-number", "listen_port = 25x", "listen_port"),
+    ("duration-bad-unit", "greet_wait = 5x", "greet_wait"),
+    ("duration-not-a-number", "data_timeout = soon", "data_timeout"),
+    ("duration-over-bound", "command_timeout = 2h", "command_timeout"),
+    ("greet-wait-over-60s", "greet_wait = 61s", "greet_wait"),
+    ("session-timeout-under-10s", "session_timeout = 5s", "session_timeout"),
+    ("enum-unknown-value", "backend_client_info = smtp", "backend_client_info"),
+    ("address-out-of-range", "primary_ips = 127.0.0.300", "primary_ips"),
+    ("address-is-a-name", "bait_ips = mx3.example.org", "bait_ips"),
+    ("cidr-prefix-too-long", "allow_networks = 10.0.0.0/33", "allow_networks"),
+    ("cidr-garbage", "block_networks = 10.0.0.0/8, banana", "block_networks"),
+    ("size-bad-unit", "message_size_limit = 10x", "message_size_limit"),
+    ("size-under-1k", "message_size_limit = 512", "message_size_limit"),
+    ("backend-without-port", "backend = 127.0.0.1", "backend"),
+    ("max-recipients-under-100", "max_recipients = 99", "max_recipients"),
+    ("negative-integer", "max_errors = -1", "max_errors"),
+    ("integer-overflow", "max_sessions = 99999999999999999999", "max_sessions"),
+]
+
+
+@pytest.mark.parametrize("bad_line, key", [b[1:] for b in BAD_CONFIGS], ids=[b[0] for b in BAD_CONFIGS])
+def test_check_mode_names_file_line_and_key(workdir, bad_line, key):
+    path = os.path.join(workdir, "bad.conf")
+    lines = base_lines()
+    lines.insert(4, bad_line)                 # in the middle: line 5
+    write_config(path, lines)
+    out = run("-c", path, "-t")
+    assert out.returncode == 1, (out.returncode, out.stdout, out.stderr)
+    assert "%s:5: %s:" % (path, key) in out.stdout + out.stderr, out.stdout + out.stderr
+
+
+def test_check_mode_accepts_a_good_config(workdir):
+    path = os.path.join(workdir, "good.conf")
+    lines = [l for l in base_lines() if not l.startswith("primary_ips")]
+    lines += ["allow_networks = 10.0.0.0/8 192.0.2.0/24,2001:db8::/32",
+              "primary_ips = 127.0.0.10, ::1   # a comment after a value",
+              "   # an indented comment", "message_size_limit = 2m", "max_sessions = 5000"]
+    write_config(path, lines)
+    out = run("-c", path, "-t")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_print_mode_shows_every_effective_value(workdir):
+    path = os.path.join(workdir, "n.conf")
+    write_config(path, base_lines(port=2626) + ["backend_client_info = proxy_v2", "max_errors = 7"])
+    out = run("-c", path, "-n")
+    assert out.returncode == 0, out.stderr
+    values = {}
+    for line in out.stdout.splitlines():
+        key, sep, value = line.partition(" = ")
+        if sep:
+            values[key.strip()] = value.strip()
+    missing = [k for k in DOCUMENTED_KEYS if k not in values]
+    assert not missing, "keys missing from -n: %s\n%s" % (missing, out.stdout)
+    assert values["listen_port"] == "2626"
+    assert values["backend"] == "127.0.0.1:10025"
+    assert values["backend_client_info"] == "proxy_v2"
+    assert values["hostname"] == HOSTNAME
+    assert values["max_errors"] == "7"
+    assert values["max_recipients"] == "100"            # default
+    assert values["max_sessions"] == "1000"             # default
+    assert PRIMARY in values["primary_ips"] and BAIT in values["bait_ips"]
+
+
+def open_transaction(connect, d, host):
+    c = connect(d, host=host)
+    assert c.greeting().code == 220
+    assert c.ehlo().code == 250
+    assert c.cmd("MAIL FROM:<a@example.org>").code == 250
+    assert c.cmd("RCPT TO:<b@example.org>").code == 250
+    return c
+
+
+def finish_transaction(c):
+    assert c.cmd("DATA").code == 354
+    c.send(MESSAGE + b".\r\n")
+    r = c.read_reply()
+    assert r.code == 250, r
+    assert c.cmd("QUIT").code == 221
+
+
+def greeting_at(d, host, source="127.0.0.3"):
+    from harness import SmtpClient
+    with SmtpClient(d.port, host=host, source=source) as c:
+        return c.greeting()
+
+
+def test_sighup_moves_a_tier_while_a_session_is_open(start_daemon, backend, connect):
+    d = start_daemon(backend)
+    c = open_transaction(connect, d, SECONDARY)
+    d.reload({"secondary_ips": None, "bait_ips": "%s %s" % (BAIT, SECONDARY)})
+    wait_until(lambda: greeting_at(d, SECONDARY).code == 421, 5, interval=0.2,
+               what="127.0.0.11 to answer as a bait")
+    r = greeting_at(d, SECONDARY)
+    assert r.raw == ("421 4.7.0 %s Service not available, try a lower MX\r\n" % HOSTNAME).encode()
+    # the session that started at the secondary completes with its old settings
+    finish_transaction(c)
+    assert [m for _, _, m in backend.messages()] == [MESSAGE]
+    assert d.session_for(c)["tier"] == "secondary"
+    # the other tiers are untouched
+    assert greeting_at(d, PRIMARY).code == 220
+    assert greeting_at(d, BAIT).code == 421
+    assert d.proc.poll() is None
+
+
+@pytest.mark.parametrize("bad_line, key", [
+    ("bogus_key = 1", "bogus_key"), ("greet_wait = 5x", "greet_wait"), ("listen_port = 0", "listen_port"),
+], ids=["unknown-key", "bad-duration", "bad-port"])
+def test_bad_reload_keeps_the_running_config(start_daemon, backend, connect, bad_line, key):
+    d = start_daemon(backend)
+    c = open_transaction(connect, d, PRIMARY)
+    # the bad file would also turn the primary into a bait
+    d.reload({"primary_ips": None, "bait_ips": "%s %s" % (BAIT, PRIMARY)}, extra_lines=[bad_line])
+    bad_lineno = len(open(d.conf_path).read().splitlines())
+    wait_until(lambda: "reload refused: %s:%d:" % (d.conf_path, bad_lineno) in d.stderr(), 5,
+               what="reload refused log line")
+    assert "reload refused: %s:%d: %s:" % (d.conf_path, bad_lineno, key) in d.stderr()
+    assert d.proc.poll() is None
+    assert greeting_at(d, PRIMARY).code == 220
+    assert greeting_at(d, BAIT).code == 421
+    finish_transaction(c)
+    assert len(backend.messages()) == 1
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_shutdown_lets_a_session_finish(start_daemon, backend, connect, sig):
+    d = start_daemon(backend, shutdown_grace="10s")
+    c = open_transaction(connect, d, PRIMARY)
+    d.signal(sig)
+    wait_until(lambda: not port_accepts(PRIMARY, d.port, source="127.0.0.3"), 3, what="listeners closed")
+    finish_transaction(c)
+    assert [m for _, _, m in backend.messages()] == [MESSAGE]
+    assert d.proc.wait(5) == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_shutdown_grace_expires_with_421(start_daemon, backend, connect, sig):
+    d = start_daemon(backend, shutdown_grace="1s")
+    c = connect(d)
+    c.greeting()
+    c.ehlo()
+    t0 = time.monotonic()
+    d.signal(sig)
+    r = c.read_reply(timeout=5)
+    assert r.last.startswith("421 4.3.2"), r
+    assert 0.7 <= time.monotonic() - t0 <= 3.0
+    assert c.is_closed(3)
+    assert d.proc.wait(5) == 0
