@@ -38,6 +38,7 @@ static struct {
 } probe;
 
 static void probe_schedule(void);
+static void probe_connected(struct bufferevent *bev);
 
 void
 backend_caps_parse(struct backend_caps *caps, const char *text, size_t len)
@@ -155,6 +156,9 @@ probe_read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 	char line[REPLY_LINE_MAX + 1];
 
+	/* The greeting may be read before the connect event is seen. */
+	if (probe.state == PROBE_CONNECTING)
+		probe_connected(bev);
 	for (;;) {
 		size_t eol_len, n;
 		struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
@@ -187,19 +191,26 @@ probe_read_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
+/* probe_connected - a backend expecting a PROXY header gets one that says "no client": the probe itself. */
+static void
+probe_connected(struct bufferevent *bev)
+{
+	static const char proxy_v2_local[16] = { 0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49,
+	    0x54, 0x0a, 0x20, 0x00, 0x00, 0x00 };
+
+	if (mxd->config->backend_client_info == CLIENT_INFO_PROXY_V1)
+		evbuffer_add(bufferevent_get_output(bev), "PROXY UNKNOWN\r\n", 15);
+	else if (mxd->config->backend_client_info == CLIENT_INFO_PROXY_V2)
+		evbuffer_add(bufferevent_get_output(bev), proxy_v2_local, sizeof(proxy_v2_local));
+	probe.state = PROBE_GREETING;
+}
+
 static void
 probe_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	if (what & BEV_EVENT_CONNECTED) {
-		static const char proxy_v2_local[16] = { 0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49,
-		    0x54, 0x0a, 0x20, 0x00, 0x00, 0x00 };
-
-		/* A backend expecting a PROXY header gets one that says "no client": the probe itself. */
-		if (mxd->config->backend_client_info == CLIENT_INFO_PROXY_V1)
-			evbuffer_add(bufferevent_get_output(bev), "PROXY UNKNOWN\r\n", 15);
-		else if (mxd->config->backend_client_info == CLIENT_INFO_PROXY_V2)
-			evbuffer_add(bufferevent_get_output(bev), proxy_v2_local, sizeof(proxy_v2_local));
-		probe.state = PROBE_GREETING;
+		if (probe.state == PROBE_CONNECTING)
+			probe_connected(bev);
 		return;
 	}
 	if (probe.state == PROBE_QUIT && (what & BEV_EVENT_EOF)) {

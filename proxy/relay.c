@@ -173,7 +173,8 @@ relay_send_ehlo(struct relay *r, bool as_client)
 	relay_send(r, line, (size_t)n);
 }
 
-static void
+/* relay_connected - returns false when the relay failed (and is gone). */
+static bool
 relay_connected(struct relay *r)
 {
 	const struct config *c = r->session->config;
@@ -191,12 +192,13 @@ relay_connected(struct relay *r)
 	if (c->backend_client_info == CLIENT_INFO_PROXY_V1 || c->backend_client_info == CLIENT_INFO_PROXY_V2) {
 		if (n == 0) {
 			relay_fail(r, "cannot encode the PROXY header for this client");
-			return;
+			return false;
 		}
 		relay_send(r, (const char *)header, n);
 	}
 	relay_enter_state(r, RELAY_GREETING);
 	relay_arm_timer(r, c->backend_timeout);
+	return true;
 }
 
 /* relay_ready - handshake done: the session's first command goes out. */
@@ -291,6 +293,9 @@ relay_read_cb(struct bufferevent *bev, void *arg)
 	struct relay *r = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 
+	/* The greeting can be read before the connect event is seen: connected all the same. */
+	if (r->state == RELAY_CONNECTING && !relay_connected(r))
+		return;
 	for (;;) {
 		char line[REPLY_LINE_MAX + 1];
 		struct evbuffer_ptr eol;
@@ -345,7 +350,8 @@ relay_event_cb(struct bufferevent *bev, short what, void *arg)
 	char why[128];
 
 	if (what & BEV_EVENT_CONNECTED) {
-		relay_connected(r);
+		if (r->state == RELAY_CONNECTING)
+			(void)relay_connected(r);
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
