@@ -21,10 +21,11 @@ endif
 BUILD    := build
 # Modules shared by the daemon, mxtierctl and the unit tests.
 CORE_SRC := proxy/log.c proxy/netaddr.c proxy/config.c proxy/smtp_parse.c \
-            proxy/data_reader.c proxy/reply_parser.c proxy/client_info.c
+            proxy/data_reader.c proxy/reply_parser.c proxy/client_info.c proxy/dnsbl_site.c
 DAEMON_SRC := proxy/daemon.c proxy/listener.c proxy/session.c proxy/session_cmd.c \
             proxy/session_data.c proxy/client_table.c proxy/relay.c proxy/health.c \
-            proxy/verdict.c proxy/stats.c $(wildcard proxy/checks/*.c)
+            proxy/verdict.c proxy/stats.c proxy/dns.c proxy/client_dns.c \
+            proxy/history.c proxy/shed.c $(wildcard proxy/checks/*.c)
 MAIN_SRC := proxy/main.c
 CTL_SRC  := proxy/mxtierctl.c
 

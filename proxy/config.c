@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <regex.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -21,7 +22,14 @@ enum config_type {
 	CT_ENUM,
 	CT_ADDR_LIST,
 	CT_CIDR_LIST,
-	CT_HOSTPORT
+	CT_HOSTPORT,
+	CT_DECIMAL,		/* "1.5" stored in hundredths */
+	CT_BOOL,
+	CT_STRING_LIST,
+	CT_DNS_SERVERS,
+	CT_DNSBL_LIST,
+	CT_PATTERNS_FILE,
+	CT_CIDR_FILE
 };
 
 struct config_key {
@@ -34,6 +42,7 @@ struct config_key {
 };
 
 static const char *const client_info_values[] = { "none", "xclient", "proxy_v1", "proxy_v2", NULL };
+static const char *const tempfail_stage_values[] = { "greeting", "rcpt", NULL };
 
 #define SEC	1000LL
 #define MIN	(60 * SEC)
@@ -69,6 +78,30 @@ static const struct config_key config_keys[] = {
 	{ "max_errors",			CT_INT, OFF(max_errors), "20", 1, 1000, NULL },
 	{ "message_size_limit",		CT_SIZE, OFF(message_size_limit), "25m", 1 * KIB, 2 * GIB, NULL },
 	{ "shutdown_grace",		CT_DURATION, OFF(shutdown_grace), "30s", 0, HOUR, NULL },
+	{ "dns_checks",			CT_BOOL, OFF(dns_checks), "yes", 0, 1, NULL },
+	{ "dns_servers",		CT_DNS_SERVERS, OFF(dns_servers), "", 0, 0, NULL },
+	{ "dns_timeout",		CT_DURATION, OFF(dns_timeout), "3s", 100, 30 * SEC, NULL },
+	{ "dns_cache_size",		CT_INT, OFF(dns_cache_size), "10000", 0, 1000000, NULL },
+	{ "dns_cache_min_ttl",		CT_DURATION, OFF(dns_cache_min_ttl), "1m", 0, DAY, NULL },
+	{ "dns_cache_max_ttl",		CT_DURATION, OFF(dns_cache_max_ttl), "1h", 0, 7 * DAY, NULL },
+	{ "dnsbl_sites",		CT_DNSBL_LIST, OFF(dnsbl_sites), "", 0, 0, NULL },
+	{ "dnsbl_suspect_score",	CT_INT, OFF(dnsbl_suspect_score), "1", 1, 1000, NULL },
+	{ "dnsbl_reject_score",		CT_INT, OFF(dnsbl_reject_score), "3", 1, 1000, NULL },
+	{ "dynamic_rdns_patterns_file",	CT_PATTERNS_FILE, OFF(dynamic_rdns_patterns), "", 0, 0, NULL },
+	{ "dynamic_ranges_file",	CT_CIDR_FILE, OFF(dynamic_ranges), "", 0, 0, NULL },
+	{ "trap_recipients",		CT_STRING_LIST, OFF(trap_recipients), "", 0, 0, NULL },
+	{ "retry_window",		CT_DURATION, OFF(retry_window), "4h", 1 * SEC, 7 * DAY, NULL },
+	{ "retry_min_delay",		CT_DURATION, OFF(retry_min_delay), "4m", 0, DAY, NULL },
+	{ "tempfail_stage",		CT_ENUM, OFF(tempfail_stage), "greeting", 0, 0, tempfail_stage_values },
+	{ "pass_ttl",			CT_DURATION, OFF(pass_ttl), "35d", 1 * SEC, 365 * DAY, NULL },
+	{ "bait_window",		CT_DURATION, OFF(bait_window), "1h", 1 * SEC, 7 * DAY, NULL },
+	{ "block_ttl",			CT_DURATION, OFF(block_ttl), "1h", 1 * SEC, 30 * DAY, NULL },
+	{ "block_ttl_max",		CT_DURATION, OFF(block_ttl_max), "1d", 1 * SEC, 365 * DAY, NULL },
+	{ "hit_and_run_limit",		CT_INT, OFF(hit_and_run_limit), "3", 1, 1000, NULL },
+	{ "shed_loadavg",		CT_DECIMAL, OFF(shed_loadavg), "0", 0, 100000, NULL },
+	{ "shed_sessions",		CT_INT, OFF(shed_sessions), "0", 0, 200000, NULL },
+	{ "history_size",		CT_INT, OFF(history_size), "100000", 100, 10000000, NULL },
+	{ "tarpit_delay",		CT_DURATION, OFF(tarpit_delay), "0", 0, 10 * SEC, NULL },
 };
 #define CONFIG_KEY_COUNT (sizeof(config_keys) / sizeof(config_keys[0]))
 
@@ -196,6 +229,130 @@ parse_list(const char *text, int (*fn)(const char *item, void *arg), void *arg, 
 }
 
 static int
+string_list_add(const char *item, void *arg)
+{
+	struct string_list *l = arg;
+	char **grown;
+
+	if (l->count >= STRING_LIST_MAX || strlen(item) > 512)
+		return -1;
+	grown = realloc(l->items, (l->count + 1) * sizeof(*grown));
+	if (grown == NULL)
+		abort();
+	l->items = grown;
+	if ((l->items[l->count++] = strdup(item)) == NULL)
+		abort();
+	return 0;
+}
+
+static void
+string_list_clear(struct string_list *l)
+{
+	for (size_t i = 0; i < l->count; i++)
+		free(l->items[i]);
+	free(l->items);
+	l->items = NULL;
+	l->count = 0;
+}
+
+/* dns_server_add - "addr", "addr:port" or "[v6]:port". */
+static int
+dns_server_add(const char *item, void *arg)
+{
+	struct netaddr a;
+	uint16_t port;
+
+	if (netaddr_parse(item, &a) == -1 && hostport_parse(item, &a, &port) == -1)
+		return -1;
+	return string_list_add(item, arg);
+}
+
+static int
+dnsbl_list_add(const char *item, void *arg)
+{
+	struct dnsbl_list *l = arg;
+	struct dnsbl_site site;
+	struct dnsbl_site *grown;
+
+	if (l->count >= DNSBL_SITES_MAX || dnsbl_site_parse(item, &site) == -1)
+		return -1;
+	grown = realloc(l->items, (l->count + 1) * sizeof(*grown));
+	if (grown == NULL)
+		abort();
+	l->items = grown;
+	l->items[l->count++] = site;
+	return 0;
+}
+
+static void
+pattern_list_clear(struct pattern_list *l)
+{
+	regex_t *re = l->regexes;
+
+	for (size_t i = 0; i < l->count; i++)
+		regfree(&re[i]);
+	free(l->regexes);
+	free(l->path);
+	memset(l, 0, sizeof(*l));
+}
+
+/*
+ * read_list_file - call fn for each non-comment line of path. Errors name
+ * the file and its line, since the operator edits that file, not ours.
+ */
+static int
+read_list_file(const char *path, int (*fn)(const char *line, void *arg), void *arg, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	char line[1024];
+	unsigned lineno = 0;
+
+	if (f == NULL) {
+		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *hash = strchr(line, '#'), *item;
+
+		lineno++;
+		if (hash)
+			*hash = '\0';
+		item = line;
+		while (isspace((unsigned char)*item))
+			item++;
+		for (char *end = item + strlen(item); end > item && isspace((unsigned char)end[-1]);)
+			*--end = '\0';
+		if (*item == '\0')
+			continue;
+		if (fn(item, arg) == -1) {
+			snprintf(err, errlen, "%s:%u: bad entry \"%.100s\"", path, lineno, item);
+			fclose(f);
+			return -1;
+		}
+	}
+	fclose(f);
+	return 0;
+}
+
+static int
+pattern_add(const char *item, void *arg)
+{
+	struct pattern_list *l = arg;
+	regex_t *grown;
+
+	if (l->count >= PATTERNS_MAX)
+		return -1;
+	grown = realloc(l->regexes, (l->count + 1) * sizeof(regex_t));
+	if (grown == NULL)
+		abort();
+	l->regexes = grown;
+	if (regcomp(&grown[l->count], item, REG_EXTENDED | REG_ICASE | REG_NOSUB) != 0)
+		return -1;
+	l->count++;
+	return 0;
+}
+
+static int
 addr_list_add(const char *item, void *arg)
 {
 	struct addr_list *l = arg;
@@ -314,6 +471,78 @@ config_set(struct config *c, const struct config_key *k, const char *value, char
 			return -1;
 		}
 		return 0;
+	case CT_BOOL:
+		if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 || strcmp(value, "on") == 0) {
+			*(int64_t *)field = 1;
+		} else if (strcmp(value, "no") == 0 || strcmp(value, "false") == 0 || strcmp(value, "off") == 0) {
+			*(int64_t *)field = 0;
+		} else {
+			snprintf(err, errlen, "\"%s\" is not yes or no", value);
+			return -1;
+		}
+		return 0;
+	case CT_DECIMAL: {
+		char *end;
+		double d = strtod(value, &end);
+
+		if (!isdigit((unsigned char)value[0]) || *end != '\0') {
+			snprintf(err, errlen, "bad decimal number \"%s\"", value);
+			return -1;
+		}
+		n = (int64_t)(d * 100 + 0.5);
+		if (n < k->min || n > k->max) {
+			snprintf(err, errlen, "\"%s\" out of range (%.2f..%.2f)", value, k->min / 100.0, k->max / 100.0);
+			return -1;
+		}
+		*(int64_t *)field = n;
+		return 0;
+	}
+	case CT_STRING_LIST:
+	case CT_DNS_SERVERS: {
+		struct string_list *l = field;
+
+		string_list_clear(l);
+		if (parse_list(value, k->type == CT_DNS_SERVERS ? dns_server_add : string_list_add, l, err, errlen) == -1) {
+			if (k->type == CT_DNS_SERVERS)
+				strncat(err, " (an address, ADDRESS:PORT or [IPV6]:PORT)", errlen - strlen(err) - 1);
+			return -1;
+		}
+		return 0;
+	}
+	case CT_DNSBL_LIST: {
+		struct dnsbl_list *l = field;
+
+		free(l->items);
+		l->items = NULL;
+		l->count = 0;
+		if (parse_list(value, dnsbl_list_add, l, err, errlen) == -1) {
+			strncat(err, " (zone[=127.0.0.[2..11]][*weight], weight -100..100)", errlen - strlen(err) - 1);
+			return -1;
+		}
+		return 0;
+	}
+	case CT_PATTERNS_FILE: {
+		struct pattern_list *l = field;
+
+		pattern_list_clear(l);
+		if (value[0] == '\0')
+			return 0;
+		if ((l->path = strdup(value)) == NULL)
+			abort();
+		return read_list_file(value, pattern_add, l, err, errlen);
+	}
+	case CT_CIDR_FILE: {
+		struct cidr_file *cf = field;
+
+		free(cf->path);
+		cf->path = NULL;
+		cidr_list_clear(&cf->list);
+		if (value[0] == '\0')
+			return 0;
+		if ((cf->path = strdup(value)) == NULL)
+			abort();
+		return read_list_file(value, cidr_list_add, &cf->list, err, errlen);
+	}
 	}
 	snprintf(err, errlen, "internal: unknown key type");
 	return -1;
@@ -386,6 +615,23 @@ config_finish(struct config *c, char *err, size_t errlen)
 				return -1;
 			}
 		}
+	}
+	if (c->dnsbl_reject_score < c->dnsbl_suspect_score) {
+		snprintf(err, errlen, "dnsbl_reject_score (%lld) is below dnsbl_suspect_score (%lld)",
+		    (long long)c->dnsbl_reject_score, (long long)c->dnsbl_suspect_score);
+		return -1;
+	}
+	if (c->block_ttl_max < c->block_ttl) {
+		snprintf(err, errlen, "block_ttl_max is below block_ttl");
+		return -1;
+	}
+	if (c->dns_cache_max_ttl < c->dns_cache_min_ttl) {
+		snprintf(err, errlen, "dns_cache_max_ttl is below dns_cache_min_ttl");
+		return -1;
+	}
+	if (c->retry_min_delay >= c->retry_window) {
+		snprintf(err, errlen, "retry_min_delay must be shorter than retry_window");
+		return -1;
 	}
 	if (tiers == 0) {
 		snprintf(err, errlen, "no tier addresses: set primary_ips, secondary_ips and/or bait_ips");
@@ -515,6 +761,12 @@ config_unref(struct config *c)
 	cidr_list_clear(&c->block_networks);
 	free(c->hostname);
 	free(c->path);
+	string_list_clear(&c->dns_servers);
+	string_list_clear(&c->trap_recipients);
+	free(c->dnsbl_sites.items);
+	pattern_list_clear(&c->dynamic_rdns_patterns);
+	free(c->dynamic_ranges.path);
+	cidr_list_clear(&c->dynamic_ranges.list);
 	free(c);
 }
 
@@ -595,6 +847,57 @@ config_print(const struct config *c, FILE *out)
 			for (size_t j = 0; j < l->count; j++)
 				fprintf(out, "%s%s/%u", j ? ", " : "", netaddr_format(&l->items[j].addr, a, sizeof(a)),
 				    l->items[j].prefix_len);
+			break;
+		}
+		case CT_BOOL:
+			fprintf(out, "%s", *(const int64_t *)field ? "yes" : "no");
+			break;
+		case CT_DECIMAL:
+			fprintf(out, "%.2f", *(const int64_t *)field / 100.0);
+			break;
+		case CT_STRING_LIST:
+		case CT_DNS_SERVERS: {
+			const struct string_list *l = field;
+
+			for (size_t j = 0; j < l->count; j++)
+				fprintf(out, "%s%s", j ? ", " : "", l->items[j]);
+			break;
+		}
+		case CT_DNSBL_LIST: {
+			const struct dnsbl_list *l = field;
+
+			for (size_t j = 0; j < l->count; j++) {
+				const struct dnsbl_site *site = &l->items[j];
+
+				fprintf(out, "%s%s", j ? ", " : "", site->zone);
+				if (site->has_filter) {
+					fputc('=', out);
+					for (int o = 0; o < 4; o++) {
+						bool first = true;
+
+						fprintf(out, "%s[", o ? "." : "");
+						for (unsigned v = 0; v < 256; v++)
+							if (site->octet_set[o][v / 8] & (1u << (v % 8))) {
+								fprintf(out, "%s%u", first ? "" : ";", v);
+								first = false;
+							}
+						fputc(']', out);
+					}
+				}
+				fprintf(out, "*%d", site->weight);
+			}
+			break;
+		}
+		case CT_PATTERNS_FILE: {
+			const struct pattern_list *l = field;
+
+			fprintf(out, "%s", l->path ? l->path : "");
+			break;
+		}
+		case CT_CIDR_FILE: {
+			const struct cidr_file *cf = field;
+
+			fprintf(out, "%s", cf->path ? cf->path : "");
 			break;
 		}
 		case CT_HOSTPORT:

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "dnsbl_site.h"
 #include "netaddr.h"
 
 enum tier_role {
@@ -19,6 +20,36 @@ enum client_info_method {
 	CLIENT_INFO_XCLIENT,
 	CLIENT_INFO_PROXY_V1,
 	CLIENT_INFO_PROXY_V2
+};
+
+enum tempfail_stage {
+	TEMPFAIL_AT_GREETING = 0,
+	TEMPFAIL_AT_RCPT
+};
+
+#define STRING_LIST_MAX 1024
+struct string_list {
+	size_t	count;
+	char	**items;
+};
+
+#define DNSBL_SITES_MAX 32
+struct dnsbl_list {
+	size_t			count;
+	struct dnsbl_site	*items;
+};
+
+/* Operator patterns for dynamic-looking host names, compiled at load. */
+#define PATTERNS_MAX 4096
+struct pattern_list {
+	char	*path;
+	size_t	count;
+	void	*regexes;	/* regex_t[count] */
+};
+
+struct cidr_file {
+	char			*path;
+	struct cidr_list	 list;
 };
 
 #define ADDR_LIST_MAX 256
@@ -61,6 +92,32 @@ struct config {
 	int64_t		max_errors;
 	int64_t		message_size_limit;	/* bytes */
 	int64_t		shutdown_grace;
+
+	/* Behaviour verdicts across the tiers. */
+	int64_t		dns_checks;		/* bool: rDNS and DNSBL lookups on */
+	struct string_list dns_servers;		/* "addr" or "addr:port" / "[v6]:port" */
+	int64_t		dns_timeout;
+	int64_t		dns_cache_size;
+	int64_t		dns_cache_min_ttl;
+	int64_t		dns_cache_max_ttl;
+	struct dnsbl_list dnsbl_sites;
+	int64_t		dnsbl_suspect_score;
+	int64_t		dnsbl_reject_score;
+	struct pattern_list dynamic_rdns_patterns;
+	struct cidr_file dynamic_ranges;
+	struct string_list trap_recipients;
+	int64_t		retry_window;
+	int64_t		retry_min_delay;
+	int64_t		tempfail_stage;		/* enum tempfail_stage */
+	int64_t		pass_ttl;
+	int64_t		bait_window;
+	int64_t		block_ttl;
+	int64_t		block_ttl_max;
+	int64_t		hit_and_run_limit;
+	int64_t		shed_loadavg;		/* hundredths; 0 = off */
+	int64_t		shed_sessions;		/* 0 = off */
+	int64_t		history_size;
+	int64_t		tarpit_delay;		/* per byte of a suspect's refusal; 0 = off */
 };
 
 const char	*tier_role_name(enum tier_role role);

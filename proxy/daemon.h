@@ -31,6 +31,8 @@ struct daemon {
 	struct stats		 stats;
 	struct backend_caps	 backend_caps;
 	bool			 backend_up;
+	bool			 shedding;	/* load shedding at the primary */
+	enum reason		 shed_reason;	/* load-shed or backend-down */
 	size_t			 active_sessions;
 	bool			 draining;
 	uint64_t		 next_session_id;
@@ -45,5 +47,9 @@ int64_t	now_ms(void);
 int	health_start(void);
 void	health_stop(void);
 void	backend_caps_parse(struct backend_caps *caps, const char *ehlo_reply, size_t len);
+
+/* Load shedding (shed.c). */
+int	shed_start(void);
+void	shed_stop(void);
 
 #endif

@@ -13,6 +13,8 @@
 #include "client_table.h"
 #include "config.h"
 #include "daemon.h"
+#include "dns.h"
+#include "history.h"
 #include "listener.h"
 #include "log.h"
 #include "session.h"
@@ -49,6 +51,7 @@ reload_cb(evutil_socket_t sig, short what, void *arg)
 		log_warn("reload: some tier addresses could not be bound (see above)");
 	config_unref(mxd->config);
 	mxd->config = next;
+	dns_init(next);
 	log_info("reloaded %s", next->path);
 }
 
@@ -83,6 +86,7 @@ shutdown_cb(evutil_socket_t sig, short what, void *arg)
 	mxd->draining = true;
 	listeners_close_all();
 	health_stop();
+	shed_stop();
 	log_info("stopping: no new connections, %zu sessions finishing (grace %llds)", mxd->active_sessions,
 	    (long long)(mxd->config->shutdown_grace / 1000));
 	shutdown_timer = evtimer_new(mxd->base, shutdown_grace_over_cb, NULL);
@@ -151,6 +155,10 @@ main(int argc, char **argv)
 		fatalx("cannot listen on every tier address; exiting");
 	if (health_start() == -1)
 		fatalx("cannot start the backend probe");
+	if (dns_init(mxd->config) == -1)
+		log_warn("DNS checks will report \"unknown\" until a resolver is configured");
+	if (history_init() == -1 || shed_start() == -1)
+		fatalx("cannot start the history sweep or the load monitor");
 
 	sig_hup = evsignal_new(mxd->base, SIGHUP, reload_cb, NULL);
 	sig_term = evsignal_new(mxd->base, SIGTERM, shutdown_cb, NULL);

@@ -24,7 +24,7 @@
 static TAILQ_HEAD(session_list, session) all_sessions = TAILQ_HEAD_INITIALIZER(all_sessions);
 
 static const char *const session_state_names[SESSION_STATE_COUNT] = {
-	"GREETING", "HELO", "READY", "MAIL", "RCPT", "DATA", "CLOSING"
+	"RESOLVING", "GREETING", "HELO", "READY", "MAIL", "RCPT", "DATA", "CLOSING"
 };
 
 static void session_read_cb(struct bufferevent *bev, void *arg);
@@ -53,9 +53,9 @@ session_enter_state(struct session *s, enum session_state next)
 void
 session_add_reason(struct session *s, enum reason r)
 {
-	if (!(s->reasons & (1u << r)))
+	if (!(s->reasons & (UINT64_C(1) << r)))
 		mxd->stats.reasons[r]++;
-	s->reasons |= 1u << r;
+	s->reasons |= UINT64_C(1) << r;
 }
 
 void
@@ -180,20 +180,22 @@ static void
 session_log_summary(struct session *s)
 {
 	char helo[SMTP_DOMAIN_MAX * 4 + 8], from[SMTP_PATH_MAX * 4 + 8], rcpt[SMTP_PATH_MAX * 4 + 8];
-	char backend[sizeof(s->backend_reply) * 4 + 8], reasons[512] = "";
+	char backend[sizeof(s->backend_reply) * 4 + 8], reasons[1024] = "", rdns[sizeof(s->dns.ptr_name) * 4 + 8];
 	size_t used = 0;
 
 	for (int r = 0; r < REASON_COUNT; r++)
-		if (s->reasons & (1u << r))
+		if (s->reasons & (UINT64_C(1) << r))
 			used += (size_t)snprintf(reasons + used, sizeof(reasons) - used, "%s%s", used ? "," : "",
 			    reason_name(r));
 	log_escape(helo, sizeof(helo), s->helo, strlen(s->helo));
 	log_escape(from, sizeof(from), s->log_from, strlen(s->log_from));
 	log_escape(rcpt, sizeof(rcpt), s->first_rcpt, strlen(s->first_rcpt));
 	log_escape(backend, sizeof(backend), s->backend_reply, strlen(s->backend_reply));
-	log_info("session id=%010llx tier=%s client=%s:%u helo=\"%s\" from=<%s> rcpts=%zu first_rcpt=<%s> "
-	    "messages=%u verdict=%s reasons=%s bytes=%llu duration=%.3f backend=\"%s\"",
-	    (unsigned long long)s->id, tier_role_name(s->tier), s->client_text, s->client_port, helo, from,
+	log_escape(rdns, sizeof(rdns), s->dns.ptr_name, strlen(s->dns.ptr_name));
+	log_info("session id=%010llx tier=%s client=%s:%u rdns=%s fcrdns=%s dnsbl=%d helo=\"%s\" from=<%s> rcpts=%zu "
+	    "first_rcpt=<%s> messages=%u verdict=%s reasons=%s bytes=%llu duration=%.3f backend=\"%s\"",
+	    (unsigned long long)s->id, tier_role_name(s->tier), s->client_text, s->client_port,
+	    rdns[0] ? rdns : "-", s->dns.fcrdns ? "yes" : "no", s->dns.dnsbl_score, helo, from,
 	    s->rcpt_total, rcpt, s->messages, verdict_name(s->verdict), reasons[0] ? reasons : "-",
 	    (unsigned long long)s->bytes, (double)(now_ms() - s->started_ms) / 1000.0, backend);
 }
@@ -205,6 +207,7 @@ session_free(struct session *s)
 		return;
 	session_log_summary(s);
 	mxd->stats.verdicts[s->verdict]++;
+	client_dns_abandon(s);
 	if (s->relay)
 		relay_free(s->relay);
 	if (s->timer)
@@ -219,38 +222,71 @@ session_free(struct session *s)
 	free(s);
 }
 
+static bool
+has_reason(const struct session *s, enum reason r)
+{
+	return (s->reasons & (UINT64_C(1) << r)) != 0;
+}
+
 /* session_refuse - answer the greeting with the refusal the verdict chose, then close. */
 static void
-session_refuse(struct session *s, enum reason r)
+session_refuse(struct session *s)
 {
 	const char *host = s->config->hostname;
 
-	switch (r) {
-	case REASON_BAIT:
-		session_close(s, "421 4.7.0 %s Service not available, try a lower MX", host);
-		break;
-	case REASON_BLOCKLIST:
-		session_close(s, "554 5.7.1 %s Service unavailable; client [%s] blocked", host, s->client_text);
-		break;
-	case REASON_TOO_MANY_SESSIONS:
+	if (has_reason(s, REASON_BAIT))
+		session_close(s, "421 4.7.0 %s Service not available, try another MX", host);
+	else if (has_reason(s, REASON_TOO_MANY_SESSIONS))
 		session_close(s, "421 4.3.2 %s Too many sessions, try again later", host);
-		break;
-	case REASON_TOO_MANY_CLIENT_SESSIONS:
+	else if (has_reason(s, REASON_TOO_MANY_CLIENT_SESSIONS))
 		session_close(s, "421 4.7.0 %s Too many sessions from your address", host);
-		break;
-	default:
-		session_close(s, "421 4.3.0 %s Service not available", host);
-		break;
-	}
+	else if (has_reason(s, REASON_LOAD_SHED) || has_reason(s, REASON_BACKEND_DOWN))
+		session_close(s, "421 4.3.2 %s Service busy, try again later", host);
+	else if (s->verdict == VERDICT_REJECT && has_reason(s, REASON_DNSBL))
+		session_close(s, "554 5.7.1 %s Service unavailable; client [%s] listed by DNSBL", host, s->client_text);
+	else if (s->verdict == VERDICT_REJECT)
+		session_close(s, "554 5.7.1 %s Service unavailable; client [%s] blocked", host, s->client_text);
+	else
+		session_close(s, "421 4.7.0 %s Service temporarily unavailable, try again later", host);
 }
 
-static enum reason
-session_primary_reason(const struct session *s)
+/* session_start_banner - the greeting verdict let the client in: banner, with the pregreet wait. */
+static void
+session_start_banner(struct session *s, bool fast)
 {
-	for (int r = 0; r < REASON_COUNT; r++)
-		if (s->reasons & (1u << r))
-			return r;
-	return REASON_COUNT;
+	const struct config *c = s->config;
+
+	if (fast || c->greet_wait == 0) {
+		s->obs.pregreet_bytes += evbuffer_get_length(bufferevent_get_input(s->bev));
+		session_reply(s, "220 %s ESMTP mxtier", c->hostname);
+		session_enter_state(s, SESSION_HELO);
+		session_arm_command_timer(s);
+		session_process_input(s);
+		return;
+	}
+	/* Multi-line banner: a client that talks before the last line is a pregreet client. */
+	session_reply(s, "220-%s ESMTP mxtier", c->hostname);
+	session_enter_state(s, SESSION_GREETING);
+	session_arm_timer(s, c->greet_wait);
+}
+
+/* session_dns_done - DNS answered (or dns_timeout passed): the greeting verdict. */
+void
+session_dns_done(struct session *s)
+{
+	evtimer_del(s->timer);
+	switch (verdict_at_greeting(s)) {
+	case ACTION_TEMPFAIL:
+	case ACTION_REJECT:
+		session_refuse(s);
+		return;
+	case ACTION_RELAY:
+		session_start_banner(s, true);
+		return;
+	case ACTION_CONTINUE:
+		session_start_banner(s, false);
+		return;
+	}
 }
 
 void
@@ -271,6 +307,7 @@ session_accept(int fd, const struct sockaddr *peer, enum tier_role tier)
 	s->config = config_ref(c);
 	s->tier = tier;
 	s->verdict = VERDICT_NONE;
+	s->state = SESSION_RESOLVING;
 	s->pending_command = CMD_NONE;
 	s->started_ms = now_ms();
 	s->deadline_ms = s->started_ms + c->session_timeout;
@@ -303,40 +340,36 @@ session_accept(int fd, const struct sockaddr *peer, enum tier_role tier)
 	s->counted = true;
 	if (mxd->active_sessions > (size_t)c->max_sessions) {
 		session_set_verdict(s, VERDICT_TEMPFAIL, REASON_TOO_MANY_SESSIONS);
-		session_refuse(s, REASON_TOO_MANY_SESSIONS);
+		session_refuse(s);
 		client_table_add(mxd->clients, &s->client_key);
 		return;
 	}
 	if (client_table_add(mxd->clients, &s->client_key) > (size_t)c->max_sessions_per_client) {
 		session_set_verdict(s, VERDICT_TEMPFAIL, REASON_TOO_MANY_CLIENT_SESSIONS);
-		session_refuse(s, REASON_TOO_MANY_CLIENT_SESSIONS);
+		session_refuse(s);
 		return;
 	}
 
 	switch (verdict_at_connect(s)) {
 	case ACTION_TEMPFAIL:
 	case ACTION_REJECT:
-		session_refuse(s, session_primary_reason(s));
+		session_refuse(s);
 		return;
 	case ACTION_RELAY:
-		/* Fast track: no greet wait for trusted clients. */
-		session_reply(s, "220 %s ESMTP mxtier", c->hostname);
-		session_enter_state(s, SESSION_HELO);
-		session_arm_command_timer(s);
+		/* Fast track: no DNS, no greet wait for trusted clients. */
+		session_start_banner(s, true);
 		return;
 	case ACTION_CONTINUE:
 		break;
 	}
-	if (c->greet_wait == 0) {
-		session_reply(s, "220 %s ESMTP mxtier", c->hostname);
-		session_enter_state(s, SESSION_HELO);
-		session_arm_command_timer(s);
+	/* Nothing is sent until DNS has answered: a 421 must be the whole greeting, not "220-" then "421". */
+	session_enter_state(s, SESSION_RESOLVING);
+	client_dns_start(s);
+	if (s->dns.done) {
+		session_dns_done(s);
 		return;
 	}
-	/* Multi-line banner: a client that talks before the last line is a pregreet client. */
-	session_reply(s, "220-%s ESMTP mxtier", c->hostname);
-	session_enter_state(s, SESSION_GREETING);
-	session_arm_timer(s, c->greet_wait);
+	session_arm_timer(s, c->dns_timeout + DNS_GRACE_MS);
 }
 
 static void
@@ -407,7 +440,8 @@ session_process_input(struct session *s)
 	if (s->processing)
 		return;
 	s->processing = true;
-	while (s->state != SESSION_CLOSING && s->state != SESSION_GREETING && !s->waiting_backend &&
+	while (s->state != SESSION_CLOSING && s->state != SESSION_GREETING && s->state != SESSION_RESOLVING &&
+	    !s->waiting_backend &&
 	    !s->read_paused) {
 		struct evbuffer *in = bufferevent_get_input(s->bev);
 		int rc;
@@ -445,7 +479,7 @@ session_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
 
-	if (s->state == SESSION_GREETING) {
+	if (s->state == SESSION_GREETING || s->state == SESSION_RESOLVING) {
 		/* Talking before the banner ends: remember it, answer nothing yet. */
 		return;
 	}
@@ -496,6 +530,16 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (s->state == SESSION_GREETING) {
 		session_finish_banner(s);
+		return;
+	}
+	if (s->state == SESSION_RESOLVING) {
+		/* dns_timeout is over: what did not answer is unknown, never clean. */
+		for (int i = 2; i < SESSION_DNS_SLOTS; i++)
+			if (s->dns.slots[i].request)
+				s->dns.dnsbl_unknown = true;
+		client_dns_abandon(s);
+		s->dns.done = true;
+		session_dns_done(s);
 		return;
 	}
 	session_add_reason(s, REASON_TIMEOUT);

@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "data_reader.h"
+#include "dns.h"
 #include "netaddr.h"
 #include "reply_parser.h"
 #include "smtp_parse.h"
@@ -35,7 +36,8 @@ enum command_id {
 };
 
 enum session_state {
-	SESSION_GREETING = 0,	/* banner started, greet wait running */
+	SESSION_RESOLVING = 0,	/* DNS lookups for the greeting verdict; nothing sent yet */
+	SESSION_GREETING,	/* banner started, greet wait running */
 	SESSION_HELO,		/* waiting for EHLO/HELO */
 	SESSION_READY,		/* greeted, no mail transaction */
 	SESSION_MAIL,		/* MAIL accepted, no recipient yet */
@@ -43,6 +45,30 @@ enum session_state {
 	SESSION_DATA,		/* reading message data */
 	SESSION_CLOSING,	/* last reply queued; freed once it is written */
 	SESSION_STATE_COUNT
+};
+
+/* One DNS lookup of a session: the callback argument, valid as long as the session. */
+struct session_dns_slot {
+	struct session		*session;
+	int			 index;		/* 0 PTR, 1 forward, 2.. DNSBL sites */
+	struct dns_request	*request;	/* NULL once answered */
+};
+
+#define SESSION_DNS_SLOTS (2 + DNSBL_SITES_MAX)
+
+/* What DNS says about the client (client_dns.c); the DNS checks read these. */
+struct session_dns {
+	bool			 started, done;
+	unsigned		 pending;
+	struct session_dns_slot	 slots[SESSION_DNS_SLOTS];
+	enum dns_status		 ptr_status;
+	char			 ptr_name[256];
+	enum dns_status		 forward_status;
+	bool			 fcrdns;
+	char			 domain[256];	/* registered domain of ptr_name when forward-confirmed */
+	int			 dnsbl_score;
+	bool			 dnsbl_unknown;
+	char			 dnsbl_listed[256];
 };
 
 /* What the session saw the client do; the checks read these. */
@@ -57,6 +83,7 @@ struct session_observations {
 #define SESSION_OUTPUT_HIGH	(64 * 1024)	/* stop executing commands while the client does not read */
 #define SESSION_CLOSE_LINGER_MS	5000		/* longest wait for a last reply to drain */
 #define DATA_RATE_GRACE_MS	30000
+#define DNS_GRACE_MS		500		/* beyond dns_timeout before the verdict stops waiting */
 
 struct session {
 	TAILQ_ENTRY(session)	 entry;
@@ -91,8 +118,10 @@ struct session {
 	unsigned		 errors;
 
 	struct session_observations obs;
+	struct session_dns	 dns;
+	char			 current_rcpt[SMTP_PATH_MAX + 1];	/* for the recipient checks */
 	enum verdict		 verdict;
-	uint32_t		 reasons;	/* bit per enum reason */
+	uint64_t		 reasons;	/* bit per enum reason */
 
 	struct relay		*relay;
 	enum command_id		 pending_command;	/* sent to the backend, awaiting its reply */
@@ -131,6 +160,12 @@ void	session_execute_command(struct session *s, char *line, size_t len, bool mor
 /* DATA (session_data.c). */
 void	session_data_begin(struct session *s);
 void	session_data_input(struct session *s);
+
+/* DNS for the client (client_dns.c); session_dns_done is called from the loop when all answered. */
+void	client_dns_start(struct session *s);
+void	client_dns_abandon(struct session *s);
+void	session_dns_done(struct session *s);
+const char *registered_domain(const char *name);
 
 /* Called by the relay from its callbacks; the relay returns at once after them. */
 void	session_backend_reply(struct session *s, const struct smtp_reply *reply);

@@ -282,11 +282,9 @@ cmd_mail(struct session *s, const char *arg)
 	case ACTION_RELAY:
 		break;
 	case ACTION_TEMPFAIL:
-		session_reply(s, "451 4.7.1 Service temporarily unavailable, try again later");
-		return;
 	case ACTION_REJECT:
 	case ACTION_CONTINUE:
-		/* Take the envelope to log it; every recipient is refused. */
+		/* Take the envelope to log it; every recipient gets the verdict's answer. */
 		session_reply(s, "250 2.1.0 Ok");
 		session_enter_state(s, SESSION_MAIL);
 		return;
@@ -332,6 +330,16 @@ cmd_rcpt(struct session *s, const char *arg)
 	s->rcpt_attempts++;
 	if (s->first_rcpt[0] == '\0')
 		snprintf(s->first_rcpt, sizeof(s->first_rcpt), "%s", path.address);
+	snprintf(s->current_rcpt, sizeof(s->current_rcpt), "%s", path.address);
+	if (verdict_at_rcpt(s) == ACTION_REJECT) {
+		session_close(s, "554 5.7.1 %s Service unavailable; client [%s] blocked", s->config->hostname,
+		    s->client_text);
+		return;
+	}
+	if (s->verdict == VERDICT_TEMPFAIL) {
+		session_reply(s, "451 4.7.1 Service temporarily unavailable, try again later");
+		return;
+	}
 	if (s->verdict != VERDICT_RELAY) {
 		session_reply(s, "550 5.5.1 Protocol error");
 		return;

@@ -16,6 +16,12 @@ struct stats {
 	uint64_t	accept_errors;
 	uint64_t	accept_paused;
 	uint64_t	dropped_overload;
+	uint64_t	dns_queries;
+	uint64_t	dns_unknown;
+	uint64_t	dns_cache_hits;
+	uint64_t	dns_cache_evictions;
+	uint64_t	history_evictions;
+	uint64_t	load_shed_entries;
 };
 
 void	stats_log(const struct stats *st);

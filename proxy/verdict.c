@@ -7,6 +7,8 @@
 #include "verdict.h"
 
 #include "checks/check.h"
+#include "daemon.h"
+#include "history.h"
 #include "session.h"
 
 static const char *const reason_names[REASON_COUNT] = {
@@ -23,6 +25,21 @@ static const char *const reason_names[REASON_COUNT] = {
 	[REASON_TOO_MANY_ERRORS] = "too-many-errors",
 	[REASON_BACKEND_DOWN] = "backend-down",
 	[REASON_SHUTDOWN] = "shutdown",
+	[REASON_PASSED] = "passed",
+	[REASON_RETRIED] = "retried",
+	[REASON_NO_RDNS] = "no-rdns",
+	[REASON_RDNS_MISMATCH] = "rdns-mismatch",
+	[REASON_DYNAMIC_RDNS] = "dynamic-rdns",
+	[REASON_DYNAMIC_RANGE] = "dynamic-range",
+	[REASON_HELO_INVALID] = "helo-invalid",
+	[REASON_DNSBL] = "dnsbl",
+	[REASON_DNSWL] = "dnswl",
+	[REASON_DNS_UNKNOWN] = "dns-unknown",
+	[REASON_TRAP_RECIPIENT] = "trap-recipient",
+	[REASON_SKIPPED_PRIMARY] = "skipped-primary",
+	[REASON_BAIT_FIRST_CONTACT] = "bait-first-contact",
+	[REASON_HIT_AND_RUN] = "hit-and-run",
+	[REASON_LOAD_SHED] = "load-shed",
 };
 
 static const char *const verdict_names[VERDICT_COUNT] = {
@@ -32,11 +49,18 @@ static const char *const verdict_names[VERDICT_COUNT] = {
 	[VERDICT_REJECT] = "reject",
 };
 
-/* Every behaviour check, in the order they run. */
+/* Every behaviour check, in the order they run; the stage column says when. */
 static const struct check *const check_table[] = {
+	&check_no_rdns,
+	&check_rdns_mismatch,
+	&check_dynamic_rdns,
+	&check_dynamic_range,
+	&check_dnsbl,
 	&check_non_smtp,
 	&check_pregreet,
 	&check_pipelining,
+	&check_helo_invalid,
+	&check_trap_recipient,
 };
 
 const char *
@@ -90,16 +114,38 @@ run_checks(struct session *s, enum check_stage stage)
 	return worst;
 }
 
+static void
+history_client_of(const struct session *s, struct history_client *hc)
+{
+	hc->addr = s->client;
+	hc->domain = s->dns.fcrdns ? s->dns.domain : NULL;
+}
+
+/* lower_tiers_healthy - in one appliance the primary's health is ours: not shedding, backend up. */
+static bool
+lower_tiers_healthy(void)
+{
+	return !mxd->shedding && mxd->backend_up;
+}
+
+static bool
+trusted(const struct session *s)
+{
+	return s->verdict == VERDICT_RELAY &&
+	    (s->reasons & ((UINT64_C(1) << REASON_ALLOWLIST) | (UINT64_C(1) << REASON_PASSED) |
+	    (UINT64_C(1) << REASON_DNSWL) | (UINT64_C(1) << REASON_RETRIED)));
+}
+
 enum verdict_action
 verdict_at_connect(struct session *s)
 {
 	const struct config *c = s->config;
+	struct history_client hc = { .addr = s->client, .domain = NULL };
+	enum reason why;
 
-	/* The bait answers 4xx whatever else is true of the client. */
-	if (s->tier == TIER_BAIT) {
-		session_set_verdict(s, VERDICT_TEMPFAIL, REASON_BAIT);
-		return ACTION_TEMPFAIL;
-	}
+	/* The bait answers 4xx whatever else is true; it decides about blocks once DNS has answered. */
+	if (s->tier == TIER_BAIT)
+		return ACTION_CONTINUE;
 	if (cidr_list_contains(&c->allow_networks, &s->client)) {
 		session_set_verdict(s, VERDICT_RELAY, REASON_ALLOWLIST);
 		return ACTION_RELAY;
@@ -108,13 +154,102 @@ verdict_at_connect(struct session *s)
 		session_set_verdict(s, VERDICT_REJECT, REASON_BLOCKLIST);
 		return ACTION_REJECT;
 	}
+	if (history_blocked(&hc, &why)) {
+		session_set_verdict(s, VERDICT_REJECT, why);
+		return ACTION_REJECT;
+	}
+	if (history_passed(&hc)) {
+		history_record_contact(&hc, s->tier);
+		session_set_verdict(s, VERDICT_RELAY, REASON_PASSED);
+		return ACTION_RELAY;
+	}
+	/* Load shedding is the primary's alone: the secondary is where real MTAs go next. */
+	if (s->tier == TIER_PRIMARY && mxd->shedding) {
+		session_set_verdict(s, VERDICT_TEMPFAIL, mxd->shed_reason);
+		return ACTION_TEMPFAIL;
+	}
+	return ACTION_CONTINUE;
+}
+
+/*
+ * suspect_rules - the tier semantics for a suspicious client. The primary
+ * defers it and remembers a pending retry; whoever comes back for it (the
+ * secondary at once, or the primary after retry_min_delay) is relayed and
+ * earns a pass. A suspect at the secondary that skipped a healthy primary
+ * is deferred without a pending retry: it must come down the MX list.
+ */
+static enum verdict_action
+suspect_rules(struct session *s, const struct history_client *hc, bool at_greeting)
+{
+	const struct config *c = s->config;
+	int64_t age = history_pending_age(hc);
+	bool retried = s->tier == TIER_PRIMARY ? age >= c->retry_min_delay : age >= 0;
+
+	if (retried) {
+		history_grant_pass(hc);
+		session_set_verdict(s, VERDICT_RELAY, REASON_RETRIED);
+		return ACTION_RELAY;
+	}
+	if (s->tier == TIER_SECONDARY && lower_tiers_healthy() &&
+	    !history_primary_contact(hc, c->retry_window)) {
+		session_set_verdict(s, VERDICT_TEMPFAIL, REASON_SKIPPED_PRIMARY);
+	} else {
+		/* The primary, or a secondary standing in for an unhealthy one. */
+		history_set_pending(hc);
+		session_set_verdict(s, VERDICT_TEMPFAIL, REASON_COUNT);
+	}
+	/* With tempfail_stage = rcpt the banner is friendly and every RCPT gets the 4xx. */
+	if (at_greeting && c->tempfail_stage == TEMPFAIL_AT_RCPT)
+		return ACTION_CONTINUE;
+	return ACTION_TEMPFAIL;
+}
+
+enum verdict_action
+verdict_at_greeting(struct session *s)
+{
+	struct history_client hc;
+
+	if (s->verdict != VERDICT_NONE)
+		return action_for(s->verdict);
+	history_client_of(s, &hc);
+	if (s->tier == TIER_BAIT) {
+		/* First contact at MX 30 while MX 10 and 20 were there to take it: a back door. */
+		if (!history_lower_tier_contact(&hc, s->config->bait_window) && lower_tiers_healthy() &&
+		    !history_passed(&hc) && !cidr_list_contains(&s->config->allow_networks, &s->client)) {
+			history_block(&hc, REASON_BAIT_FIRST_CONTACT);
+			session_add_reason(s, REASON_BAIT_FIRST_CONTACT);
+		}
+		history_record_contact(&hc, TIER_BAIT);
+		session_set_verdict(s, VERDICT_TEMPFAIL, REASON_BAIT);
+		return ACTION_TEMPFAIL;
+	}
+	history_record_contact(&hc, s->tier);
+	if (history_passed(&hc)) {
+		session_set_verdict(s, VERDICT_RELAY, REASON_PASSED);
+		return ACTION_RELAY;
+	}
+	if (dnsbl_allowlisted(s)) {
+		session_set_verdict(s, VERDICT_RELAY, REASON_DNSWL);
+		return ACTION_RELAY;
+	}
+	switch (run_checks(s, CHECK_AT_GREETING)) {
+	case CHECK_FAIL:
+		if (s->reasons & (UINT64_C(1) << REASON_DNSBL))
+			history_block(&hc, REASON_DNSBL);
+		session_set_verdict(s, VERDICT_REJECT, REASON_COUNT);
+		return ACTION_REJECT;
+	case CHECK_SUSPECT:
+		return suspect_rules(s, &hc, true);
+	case CHECK_PASS:
+		break;
+	}
 	return ACTION_CONTINUE;
 }
 
 enum verdict_action
 verdict_at_command(struct session *s)
 {
-	if (s->verdict == VERDICT_RELAY && (s->reasons & (1u << REASON_ALLOWLIST)))
+	if (trusted(s))
 		return ACTION_CONTINUE;
 	if (run_checks(s, CHECK_AT_COMMAND) == CHECK_FAIL) {
 		session_set_verdict(s, VERDICT_REJECT, REASON_COUNT);
@@ -126,17 +261,36 @@ verdict_at_command(struct session *s)
 enum verdict_action
 verdict_at_mail(struct session *s)
 {
+	struct history_client hc;
+
 	if (s->verdict != VERDICT_NONE)
 		return action_for(s->verdict);
+	history_client_of(s, &hc);
 	switch (run_checks(s, CHECK_AT_MAIL)) {
 	case CHECK_FAIL:
 		s->verdict = VERDICT_REJECT;
 		break;
 	case CHECK_SUSPECT:
-		/* Tier rules for suspects (tempfail at the primary) come with retry tracking. */
+		return suspect_rules(s, &hc, false);
 	case CHECK_PASS:
 		s->verdict = VERDICT_RELAY;
 		break;
 	}
 	return action_for(s->verdict);
+}
+
+enum verdict_action
+verdict_at_rcpt(struct session *s)
+{
+	struct history_client hc;
+
+	if (s->reasons & (UINT64_C(1) << REASON_ALLOWLIST))
+		return ACTION_CONTINUE;
+	if (run_checks(s, CHECK_AT_RCPT) != CHECK_FAIL)
+		return ACTION_CONTINUE;
+	history_client_of(s, &hc);
+	if (s->reasons & (UINT64_C(1) << REASON_TRAP_RECIPIENT))
+		history_block(&hc, REASON_TRAP_RECIPIENT);
+	session_set_verdict(s, VERDICT_REJECT, REASON_COUNT);
+	return ACTION_REJECT;
 }

@@ -20,7 +20,22 @@ enum reason {
 	REASON_TOO_MANY_ERRORS,
 	REASON_BACKEND_DOWN,
 	REASON_SHUTDOWN,
-	REASON_COUNT
+	REASON_PASSED,			/* a pass entry from an earlier retry */
+	REASON_RETRIED,
+	REASON_NO_RDNS,
+	REASON_RDNS_MISMATCH,
+	REASON_DYNAMIC_RDNS,
+	REASON_DYNAMIC_RANGE,
+	REASON_HELO_INVALID,
+	REASON_DNSBL,
+	REASON_DNSWL,
+	REASON_DNS_UNKNOWN,		/* a lookup timed out: unknown is not clean */
+	REASON_TRAP_RECIPIENT,
+	REASON_SKIPPED_PRIMARY,
+	REASON_BAIT_FIRST_CONTACT,
+	REASON_HIT_AND_RUN,
+	REASON_LOAD_SHED,
+	REASON_COUNT			/* at most 64: reasons are a bit set */
 };
 
 enum verdict {
@@ -44,6 +59,10 @@ const char	*verdict_name(enum verdict v);
 
 /* verdict_at_connect - listings and tier role, before the banner. */
 enum verdict_action	verdict_at_connect(struct session *s);
+/* verdict_at_greeting - once DNS answered: DNS checks and the tier rules for suspects. */
+enum verdict_action	verdict_at_greeting(struct session *s);
+/* verdict_at_rcpt - per recipient (trap recipients). */
+enum verdict_action	verdict_at_rcpt(struct session *s);
 /* verdict_at_command - after an unrecognised command (non-SMTP detection). */
 enum verdict_action	verdict_at_command(struct session *s);
 /* verdict_at_mail - behaviour checks once the client asks to send mail. */

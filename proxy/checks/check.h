@@ -1,6 +1,8 @@
 #ifndef MXTIER_CHECK_H
 #define MXTIER_CHECK_H
 
+#include <stdbool.h>
+
 #include "verdict.h"
 
 struct session;
@@ -17,8 +19,10 @@ enum check_result {
 };
 
 enum check_stage {
-	CHECK_AT_COMMAND = 0,	/* after each unrecognised command line */
-	CHECK_AT_MAIL		/* when the client asks to send mail */
+	CHECK_AT_GREETING = 0,	/* DNS has answered, before the banner */
+	CHECK_AT_COMMAND,	/* after each unrecognised command line */
+	CHECK_AT_MAIL,		/* when the client asks to send mail */
+	CHECK_AT_RCPT		/* for each recipient (s->current_rcpt) */
 };
 
 struct check {
@@ -30,9 +34,18 @@ struct check {
 extern const struct check check_pregreet;
 extern const struct check check_pipelining;
 extern const struct check check_non_smtp;
+extern const struct check check_no_rdns;
+extern const struct check check_rdns_mismatch;
+extern const struct check check_dynamic_rdns;
+extern const struct check check_dynamic_range;
+extern const struct check check_dnsbl;
+extern const struct check check_helo_invalid;
+extern const struct check check_trap_recipient;
+
+/* A net negative DNSBL score: listed by allow-lists. */
+bool dnsbl_allowlisted(const struct session *s);
 
 /* Used by the command reader to record what non_smtp judges. */
-#include <stdbool.h>
 bool non_smtp_line(const char *verb);
 
 #endif

@@ -1,0 +1,36 @@
+/*
+ * dnsbl.c - the weighted DNSBL/DNSWL score, postscreen style: each listing
+ * site adds its weight (negative for allow-lists). At or above
+ * dnsbl_reject_score the client fails; at or above dnsbl_suspect_score it
+ * is suspicious; a net negative score is an allow-listing (dnswl). A site
+ * that did not answer in time leaves the score unknown, never clean.
+ */
+#include "checks/check.h"
+#include "session.h"
+
+bool
+dnsbl_allowlisted(const struct session *s)
+{
+	return s->config->dns_checks && s->dns.dnsbl_score < 0;
+}
+
+static enum check_result
+dnsbl_run(const struct session *s, enum reason *reason)
+{
+	const struct config *c = s->config;
+
+	if (!c->dns_checks || c->dnsbl_sites.count == 0)
+		return CHECK_PASS;
+	*reason = REASON_DNSBL;
+	if (s->dns.dnsbl_score >= c->dnsbl_reject_score)
+		return CHECK_FAIL;
+	if (s->dns.dnsbl_score >= c->dnsbl_suspect_score)
+		return CHECK_SUSPECT;
+	if (s->dns.dnsbl_unknown && s->dns.dnsbl_score >= 0) {
+		*reason = REASON_DNS_UNKNOWN;
+		return CHECK_SUSPECT;
+	}
+	return CHECK_PASS;
+}
+
+const struct check check_dnsbl = { "dnsbl", CHECK_AT_GREETING, dnsbl_run };

@@ -1,0 +1,389 @@
+#include "history.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include <event2/event.h>
+
+#include "daemon.h"
+#include "log.h"
+
+#define HISTORY_BUCKETS		65536
+#define HISTORY_SWEEP_MS	1000
+#define HISTORY_KEY_MAX		300
+
+enum key_kind {
+	KEY_ADDRESS = 0,
+	KEY_PREFIX,
+	KEY_DOMAIN,
+	KEY_KINDS
+};
+
+struct history_entry {
+	TAILQ_ENTRY(history_entry) lru;
+	struct history_entry	*next;
+	char			 key[HISTORY_KEY_MAX];
+	int64_t			 last_contact[TIER_COUNT];	/* 0 = never */
+	int64_t			 pending_since;			/* 0 = none */
+	int64_t			 pass_until;
+	int64_t			 block_until;
+	unsigned		 block_count;
+	unsigned		 hit_and_run;
+	enum reason		 block_reason;
+};
+
+/* A pending retry to sweep: retry_window is one value, so they expire in FIFO order. */
+struct pending_retry {
+	TAILQ_ENTRY(pending_retry) queue;
+	char			 key[HISTORY_KEY_MAX];
+	int64_t			 since;
+};
+
+static struct {
+	struct history_entry	*buckets[HISTORY_BUCKETS];
+	TAILQ_HEAD(, history_entry) lru;
+	TAILQ_HEAD(, pending_retry) pending;
+	size_t			 entries, pending_count;
+	struct event		*sweep_timer;
+} hist = { .lru = TAILQ_HEAD_INITIALIZER(hist.lru), .pending = TAILQ_HEAD_INITIALIZER(hist.pending) };
+
+static size_t
+key_hash(const char *key)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *key; key++) {
+		h ^= (uint8_t)*key;
+		h *= 16777619u;
+	}
+	return h & (HISTORY_BUCKETS - 1);
+}
+
+/* client_keys - the keys a client is known by; returns how many (domain only when confirmed). */
+static int
+client_keys(const struct history_client *c, char keys[KEY_KINDS][HISTORY_KEY_MAX])
+{
+	struct netaddr a = c->addr, p;
+	char text[NETADDR_STRLEN];
+	int n = 0;
+
+	netaddr_normalize(&a);
+	snprintf(keys[n++], HISTORY_KEY_MAX, "a:%s", netaddr_format(&a, text, sizeof(text)));
+	p = a;
+	netaddr_mask(&p, a.family == AF_INET ? 24 : 64);
+	snprintf(keys[n++], HISTORY_KEY_MAX, "p:%s/%d", netaddr_format(&p, text, sizeof(text)),
+	    a.family == AF_INET ? 24 : 64);
+	if (c->domain && c->domain[0])
+		snprintf(keys[n++], HISTORY_KEY_MAX, "d:%s", c->domain);
+	return n;
+}
+
+static struct history_entry *
+entry_find(const char *key)
+{
+	struct history_entry *e;
+
+	for (e = hist.buckets[key_hash(key)]; e; e = e->next)
+		if (strcmp(e->key, key) == 0)
+			return e;
+	return NULL;
+}
+
+static void
+entry_remove(struct history_entry *e)
+{
+	struct history_entry **link = &hist.buckets[key_hash(e->key)];
+
+	while (*link && *link != e)
+		link = &(*link)->next;
+	if (*link)
+		*link = e->next;
+	TAILQ_REMOVE(&hist.lru, e, lru);
+	hist.entries--;
+	free(e);
+}
+
+/* entry_get - find or create; touching an entry makes it the most recently used. */
+static struct history_entry *
+entry_get(const char *key)
+{
+	struct history_entry *e = entry_find(key);
+
+	if (e) {
+		TAILQ_REMOVE(&hist.lru, e, lru);
+		TAILQ_INSERT_TAIL(&hist.lru, e, lru);
+		return e;
+	}
+	while (hist.entries >= (size_t)mxd->config->history_size && !TAILQ_EMPTY(&hist.lru)) {
+		entry_remove(TAILQ_FIRST(&hist.lru));
+		mxd->stats.history_evictions++;
+	}
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		return NULL;
+	snprintf(e->key, sizeof(e->key), "%s", key);
+	e->next = hist.buckets[key_hash(key)];
+	hist.buckets[key_hash(key)] = e;
+	TAILQ_INSERT_TAIL(&hist.lru, e, lru);
+	hist.entries++;
+	return e;
+}
+
+size_t
+history_entries(void)
+{
+	return hist.entries;
+}
+
+void
+history_record_contact(const struct history_client *c, enum tier_role tier)
+{
+	char keys[KEY_KINDS][HISTORY_KEY_MAX];
+	int n = client_keys(c, keys);
+	int64_t now = now_ms();
+
+	for (int i = 0; i < n; i++) {
+		struct history_entry *e = entry_get(keys[i]);
+
+		if (e)
+			e->last_contact[tier] = now;
+	}
+}
+
+static bool
+contact_within(const struct history_client *c, int64_t window_ms, bool primary_only)
+{
+	char keys[KEY_KINDS][HISTORY_KEY_MAX];
+	int n = client_keys(c, keys);
+	int64_t now = now_ms();
+
+	for (int i = 0; i < n; i++) {
+		struct history_entry *e = entry_find(keys[i]);
+
+		if (e == NULL)
+			continue;
+		if (e->last_contact[TIER_PRIMARY] && now - e->last_contact[TIER_PRIMARY] <= window_ms)
+			return true;
+		if (!primary_only && e->last_contact[TIER_SECONDARY] &&
+		    now - e->last_contact[TIER_SECONDARY] <= window_ms)
+			return true;
+	}
+	return false;
+}
+
+bool
+history_lower_tier_contact(const struct history_client *c, int64_t window_ms)
+{
+	return contact_within(c, window_ms, false);
+}
+
+bool
+history_primary_contact(const struct history_client *c, int64_t window_ms)
+{
+	return contact_within(c, window_ms, true);
+}
+
+void
+history_set_pending(const struct history_client *c)
+{
+	char keys[KEY_KINDS][HISTORY_KEY_MAX];
+	int n = client_keys(c, keys);
+	int64_t now = now_ms(), window = mxd->config->retry_window;
+
+	for (int i = 0; i < n; i++) {
+		struct history_entry *e = entry_get(keys[i]);
+
+		if (e == NULL)
+			continue;
+		/* Keep the first deferral's time: a later attempt is measured from it. */
+		if (e->pending_since && now - e->pending_since < window)
+			continue;
+		e->pending_since = now;
+		if (i == KEY_ADDRESS && hist.pending_count < (size_t)mxd->config->history_size) {
+			struct pending_retry *p = calloc(1, sizeof(*p));
+
+			if (p == NULL)
+				continue;
+			memcpy(p->key, keys[i], sizeof(p->key));
+			p->since = now;
+			TAILQ_INSERT_TAIL(&hist.pending, p, queue);
+			hist.pending_count++;
+		}
+	}
+}
+
+int64_t
+history_pending_age(const struct history_client *c)
+{
+	char keys[KEY_KINDS][HISTORY_KEY_MAX];
+	int n = client_keys(c, keys);
+	int64_t now = now_ms(), oldest = -1;
+
+	for (int i = 0; i < n; i++) {
+		struct history_entry *e = entry_find(keys[i]);
+		int64_t age;
+
+		if (e == NULL || e->pending_since == 0)
+			continue;
+		age = now - e->pending_since;
+		if (age < mxd->config->retry_window && age > oldest)
+			oldest = age;
+	}
+	return oldest;
+}
+
+void
+history_grant_pass(const struct history_client *c)
+{
+	char keys[KEY_KINDS][HISTORY_KEY_MAX];
+	int n = client_keys(c, keys);
+	int64_t until = now_ms() + mxd->config->pass_ttl;
+
+	for (int i = 0; i < n; i++) {
+		struct history_entry *e = entry_get(keys[i]);
+
+		if (e == NULL)
+			continue;
+		e->pending_since = 0;
+		e->pass_until = until;
+	}
+}
+
+bool
+history_passed(const struct history_client *c)
+{
+	char keys[KEY_KINDS][HISTORY_KEY_MAX];
+	int n = client_keys(c, keys);
+	int64_t now = now_ms();
+
+	for (int i = 0; i < n; i++) {
+		struct history_entry *e = entry_find(keys[i]);
+
+		if (e && e->pass_until > now)
+			return true;
+	}
+	return false;
+}
+
+/* block_key - the address, or for IPv6 its /64: one host there can take any address of it. */
+static void
+block_key(const struct history_client *c, char *key)
+{
+	char keys[KEY_KINDS][HISTORY_KEY_MAX];
+	struct netaddr a = c->addr;
+
+	netaddr_normalize(&a);
+	client_keys(c, keys);
+	memcpy(key, keys[a.family == AF_INET ? KEY_ADDRESS : KEY_PREFIX], HISTORY_KEY_MAX);
+}
+
+static int64_t
+entry_block(struct history_entry *e, enum reason why)
+{
+	const struct config *cfg = mxd->config;
+	int64_t ttl = cfg->block_ttl;
+
+	/* Repeat offenders: double the TTL each time, up to block_ttl_max. */
+	for (unsigned i = 0; i < e->block_count && ttl < cfg->block_ttl_max; i++)
+		ttl *= 2;
+	if (ttl > cfg->block_ttl_max)
+		ttl = cfg->block_ttl_max;
+	e->block_count++;
+	e->block_until = now_ms() + ttl;
+	e->block_reason = why;
+	e->pass_until = 0;
+	return ttl;
+}
+
+int64_t
+history_block(const struct history_client *c, enum reason why)
+{
+	char key[HISTORY_KEY_MAX];
+	struct history_entry *e;
+	int64_t ttl;
+
+	block_key(c, key);
+	if ((e = entry_get(key)) == NULL)
+		return 0;
+	ttl = entry_block(e, why);
+	log_info("block %s for %llds, reason %s (offence %u)", key + 2, (long long)(ttl / 1000), reason_name(why),
+	    e->block_count);
+	return ttl;
+}
+
+bool
+history_blocked(const struct history_client *c, enum reason *why)
+{
+	char key[HISTORY_KEY_MAX];
+	struct history_entry *e;
+
+	block_key(c, key);
+	e = entry_find(key);
+	if (e == NULL || e->block_until <= now_ms())
+		return false;
+	*why = e->block_reason;
+	return true;
+}
+
+/* history_sweep - pending retries past retry_window that nobody answered are hit-and-run. */
+static void
+history_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	int64_t now = now_ms(), window = mxd->config->retry_window;
+	struct timeval tv = { HISTORY_SWEEP_MS / 1000, (HISTORY_SWEEP_MS % 1000) * 1000 };
+	struct pending_retry *p;
+
+	while ((p = TAILQ_FIRST(&hist.pending)) != NULL && now - p->since >= window) {
+		struct history_entry *e = entry_find(p->key);
+
+		TAILQ_REMOVE(&hist.pending, p, queue);
+		hist.pending_count--;
+		if (e && e->pending_since == p->since) {
+			e->pending_since = 0;
+			e->hit_and_run++;
+			mxd->stats.reasons[REASON_HIT_AND_RUN]++;
+			log_info("hit-and-run %s: deferred %llds ago, never retried (%u of %lld)", p->key + 2,
+			    (long long)((now - p->since) / 1000), e->hit_and_run, (long long)mxd->config->hit_and_run_limit);
+			if (e->hit_and_run >= (unsigned)mxd->config->hit_and_run_limit) {
+				struct history_client c = { .domain = NULL };
+
+				e->hit_and_run = 0;
+				if (netaddr_parse(p->key + 2, &c.addr) == 0)
+					history_block(&c, REASON_HIT_AND_RUN);
+			}
+		}
+		free(p);
+	}
+	evtimer_add(hist.sweep_timer, &tv);
+}
+
+int
+history_init(void)
+{
+	struct timeval tv = { HISTORY_SWEEP_MS / 1000, (HISTORY_SWEEP_MS % 1000) * 1000 };
+
+	hist.sweep_timer = evtimer_new(mxd->base, history_sweep, NULL);
+	if (hist.sweep_timer == NULL)
+		return -1;
+	evtimer_add(hist.sweep_timer, &tv);
+	return 0;
+}
+
+void
+history_shutdown(void)
+{
+	struct pending_retry *p;
+
+	if (hist.sweep_timer) {
+		event_free(hist.sweep_timer);
+		hist.sweep_timer = NULL;
+	}
+	while ((p = TAILQ_FIRST(&hist.pending)) != NULL) {
+		TAILQ_REMOVE(&hist.pending, p, queue);
+		free(p);
+	}
+	hist.pending_count = 0;
+	while (!TAILQ_EMPTY(&hist.lru))
+		entry_remove(TAILQ_FIRST(&hist.lru));
+}
