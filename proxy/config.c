@@ -78,7 +78,7 @@ static const struct config_key config_keys[] = {
 	{ "max_errors",			CT_INT, OFF(max_errors), "20", 1, 1000, NULL },
 	{ "message_size_limit",		CT_SIZE, OFF(message_size_limit), "25m", 1 * KIB, 2 * GIB, NULL },
 	{ "shutdown_grace",		CT_DURATION, OFF(shutdown_grace), "30s", 0, HOUR, NULL },
-	{ "dns_checks",			CT_BOOL, OFF(dns_checks), "yes", 0, 1, NULL },
+	{ "dns_checks",			CT_BOOL, OFF(dns_checks), "no", 0, 1, NULL },
 	{ "dns_servers",		CT_DNS_SERVERS, OFF(dns_servers), "", 0, 0, NULL },
 	{ "dns_timeout",		CT_DURATION, OFF(dns_timeout), "3s", 100, 30 * SEC, NULL },
 	{ "dns_cache_size",		CT_INT, OFF(dns_cache_size), "10000", 0, 1000000, NULL },

@@ -246,7 +246,13 @@ history_grant_pass(const struct history_client *c)
 		if (e == NULL)
 			continue;
 		e->pending_since = 0;
-		e->pass_until = until;
+		/*
+		 * The pass goes to the address and its confirmed domain, not the
+		 * whole /24 or /64: one retrying MTA must not wave its neighbours
+		 * through for weeks. Their pending retries still match by prefix.
+		 */
+		if (i != KEY_PREFIX)
+			e->pass_until = until;
 	}
 }
 

@@ -36,7 +36,7 @@ bool	history_primary_contact(const struct history_client *c, int64_t window_ms);
 void	history_set_pending(const struct history_client *c);
 /* history_pending_age - age in ms of the oldest pending retry within retry_window, or -1. */
 int64_t	history_pending_age(const struct history_client *c);
-/* history_grant_pass - the client retried: clear its pending retries, pass for pass_ttl. */
+/* history_grant_pass - the client retried: clear its pending retries; pass for pass_ttl (address and domain). */
 void	history_grant_pass(const struct history_client *c);
 bool	history_passed(const struct history_client *c);
 
