@@ -101,7 +101,7 @@ static const struct config_key config_keys[] = {
 	{ "shed_loadavg",		CT_DECIMAL, OFF(shed_loadavg), "0", 0, 100000, NULL },
 	{ "shed_sessions",		CT_INT, OFF(shed_sessions), "0", 0, 200000, NULL },
 	{ "history_size",		CT_INT, OFF(history_size), "100000", 100, 10000000, NULL },
-	{ "tarpit_delay",		CT_DURATION, OFF(tarpit_delay), "0", 0, 10 * SEC, NULL },
+	{ "tarpit_delay",		CT_DURATION, OFF(tarpit_delay), "0", 0, 1 * SEC, NULL },
 };
 #define CONFIG_KEY_COUNT (sizeof(config_keys) / sizeof(config_keys[0]))
 

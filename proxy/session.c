@@ -222,6 +222,33 @@ session_free(struct session *s)
 	free(s);
 }
 
+/*
+ * session_stutter - spamd's tarpit: a suspect's refusal leaves one byte per
+ * tarpit_delay, costing a bot's connection slot time while costing us one
+ * timer. Bounded: tarpit_delay is at most 1 s and the line is short.
+ */
+static void
+session_stutter(struct session *s, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(s->stutter, sizeof(s->stutter) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > sizeof(s->stutter) - 3)
+		n = (int)sizeof(s->stutter) - 3;
+	memcpy(s->stutter + n, "\r\n", 2);
+	s->stutter_len = (size_t)n + 2;
+	s->stutter_sent = 0;
+	session_enter_state(s, SESSION_CLOSING);
+	bufferevent_disable(s->bev, EV_READ);
+	evtimer_del(s->timer);
+	session_arm_timer(s, 0);
+}
+
 static bool
 has_reason(const struct session *s, enum reason r)
 {
@@ -246,6 +273,8 @@ session_refuse(struct session *s)
 		session_close(s, "554 5.7.1 %s Service unavailable; client [%s] listed by DNSBL", host, s->client_text);
 	else if (s->verdict == VERDICT_REJECT)
 		session_close(s, "554 5.7.1 %s Service unavailable; client [%s] blocked", host, s->client_text);
+	else if (s->config->tarpit_delay > 0)
+		session_stutter(s, "421 4.7.0 %s Service temporarily unavailable, try again later", host);
 	else
 		session_close(s, "421 4.7.0 %s Service temporarily unavailable, try again later", host);
 }
@@ -492,7 +521,7 @@ session_write_cb(struct bufferevent *bev, void *arg)
 	struct session *s = arg;
 
 	if (s->state == SESSION_CLOSING) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 && s->stutter_sent == s->stutter_len)
 			session_free(s);
 		return;
 	}
@@ -519,6 +548,16 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct session *s = arg;
 	const char *host = s->config->hostname;
 
+	if (s->state == SESSION_CLOSING && s->stutter_sent < s->stutter_len) {
+		struct timeval tv = { s->config->tarpit_delay / 1000, (s->config->tarpit_delay % 1000) * 1000 };
+
+		evbuffer_add(bufferevent_get_output(s->bev), s->stutter + s->stutter_sent++, 1);
+		if (s->stutter_sent < s->stutter_len)
+			evtimer_add(s->timer, &tv);
+		else
+			session_arm_timer(s, SESSION_CLOSE_LINGER_MS);
+		return;
+	}
 	if (s->state == SESSION_CLOSING) {
 		session_free(s);
 		return;

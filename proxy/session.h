@@ -128,6 +128,8 @@ struct session {
 	struct data_reader	 data;
 	bool			 data_failed;	/* the backend leg broke during DATA */
 	char			 backend_reply[256];	/* last final reply from the backend, for the log */
+	char			 stutter[128];	/* tarpit: a suspect's refusal, written a byte per tarpit_delay */
+	size_t			 stutter_len, stutter_sent;
 };
 
 /* Lifecycle (session.c). */
