@@ -10,7 +10,7 @@ PKGS     := libevent libevent_openssl libnftnl libmnl libpq openssl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -D_GNU_SOURCE -Iproxy $(PKG_CFLAGS)
+CFLAGS   += -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -D_GNU_SOURCE -Iproxy -Ikernel-rules $(PKG_CFLAGS)
 LDLIBS   += $(PKG_LIBS)
 
 ifeq ($(SANITIZE),1)
@@ -21,11 +21,12 @@ endif
 BUILD    := build
 # Modules shared by the daemon, mxtierctl and the unit tests.
 CORE_SRC := proxy/log.c proxy/netaddr.c proxy/config.c proxy/smtp_parse.c \
-            proxy/data_reader.c proxy/reply_parser.c proxy/client_info.c proxy/dnsbl_site.c
+            proxy/data_reader.c proxy/reply_parser.c proxy/client_info.c proxy/dnsbl_site.c \
+            kernel-rules/ruleset.c
 DAEMON_SRC := proxy/daemon.c proxy/listener.c proxy/session.c proxy/session_cmd.c \
             proxy/session_data.c proxy/client_table.c proxy/relay.c proxy/health.c \
             proxy/verdict.c proxy/stats.c proxy/dns.c proxy/client_dns.c \
-            proxy/history.c proxy/shed.c $(wildcard proxy/checks/*.c)
+            proxy/history.c proxy/shed.c proxy/control.c $(wildcard proxy/checks/*.c)
 MAIN_SRC := proxy/main.c
 CTL_SRC  := proxy/mxtierctl.c
 
@@ -41,7 +42,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 all: $(BUILD)/mxtierd $(BUILD)/mxtierctl
 
-$(BUILD)/%.o: %.c $(wildcard proxy/*.h proxy/checks/*.h)
+$(BUILD)/%.o: %.c $(wildcard proxy/*.h proxy/checks/*.h kernel-rules/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 

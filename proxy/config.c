@@ -43,6 +43,7 @@ struct config_key {
 
 static const char *const client_info_values[] = { "none", "xclient", "proxy_v1", "proxy_v2", NULL };
 static const char *const tempfail_stage_values[] = { "greeting", "rcpt", NULL };
+static const char *const backend_source_values[] = { "appliance", "client", NULL };
 
 #define SEC	1000LL
 #define MIN	(60 * SEC)
@@ -102,6 +103,12 @@ static const struct config_key config_keys[] = {
 	{ "shed_sessions",		CT_INT, OFF(shed_sessions), "0", 0, 200000, NULL },
 	{ "history_size",		CT_INT, OFF(history_size), "100000", 100, 10000000, NULL },
 	{ "tarpit_delay",		CT_DURATION, OFF(tarpit_delay), "0", 0, 1 * SEC, NULL },
+	{ "kernel_sets",		CT_BOOL, OFF(kernel_sets), "no", 0, 1, NULL },
+	{ "nft_table",			CT_HOSTNAME, OFF(nft_table), "mxtier", 0, 0, NULL },
+	{ "kernel_fast_path",		CT_BOOL, OFF(kernel_fast_path), "no", 0, 1, NULL },
+	{ "transparent",		CT_BOOL, OFF(transparent), "no", 0, 1, NULL },
+	{ "backend_source",		CT_ENUM, OFF(backend_source), "appliance", 0, 0, backend_source_values },
+	{ "control_socket",		CT_STRING, OFF(control_socket), "", 0, 0, NULL },
 };
 #define CONFIG_KEY_COUNT (sizeof(config_keys) / sizeof(config_keys[0]))
 
@@ -633,6 +640,18 @@ config_finish(struct config *c, char *err, size_t errlen)
 		snprintf(err, errlen, "retry_min_delay must be shorter than retry_window");
 		return -1;
 	}
+	if (c->nft_table[0] == '\0' || strchr(c->nft_table, '.')) {
+		snprintf(err, errlen, "nft_table must be a plain name like mxtier");
+		return -1;
+	}
+	if (c->control_socket[0] != '\0' && (c->control_socket[0] != '/' || strlen(c->control_socket) > 100)) {
+		snprintf(err, errlen, "control_socket must be an absolute path of at most 100 characters");
+		return -1;
+	}
+	if (c->backend_source == BACKEND_FROM_CLIENT && !c->transparent) {
+		snprintf(err, errlen, "backend_source = client needs transparent = yes");
+		return -1;
+	}
 	if (tiers == 0) {
 		snprintf(err, errlen, "no tier addresses: set primary_ips, secondary_ips and/or bait_ips");
 		return -1;
@@ -761,6 +780,8 @@ config_unref(struct config *c)
 	cidr_list_clear(&c->block_networks);
 	free(c->hostname);
 	free(c->path);
+	free(c->nft_table);
+	free(c->control_socket);
 	string_list_clear(&c->dns_servers);
 	string_list_clear(&c->trap_recipients);
 	free(c->dnsbl_sites.items);

@@ -22,6 +22,11 @@ enum client_info_method {
 	CLIENT_INFO_PROXY_V2
 };
 
+enum backend_source {
+	BACKEND_FROM_APPLIANCE = 0,
+	BACKEND_FROM_CLIENT		/* full transparency: the backend sees the client's own address */
+};
+
 enum tempfail_stage {
 	TEMPFAIL_AT_GREETING = 0,
 	TEMPFAIL_AT_RCPT
@@ -118,6 +123,14 @@ struct config {
 	int64_t		shed_sessions;		/* 0 = off */
 	int64_t		history_size;
 	int64_t		tarpit_delay;		/* per byte of a suspect's refusal; 0 = off */
+
+	/* Kernel rules and the operator's control socket. */
+	int64_t		kernel_sets;		/* bool */
+	char		*nft_table;
+	int64_t		kernel_fast_path;	/* bool */
+	int64_t		transparent;		/* bool */
+	int64_t		backend_source;		/* enum backend_source */
+	char		*control_socket;
 };
 
 const char	*tier_role_name(enum tier_role role);

@@ -49,6 +49,35 @@ static struct {
 	struct event		*sweep_timer;
 } hist = { .lru = TAILQ_HEAD_INITIALIZER(hist.lru), .pending = TAILQ_HEAD_INITIALIZER(hist.pending) };
 
+static history_listing_hook listing_hook;
+
+void
+history_set_listing_hook(history_listing_hook hook)
+{
+	listing_hook = hook;
+}
+
+/* notify_listing - tell the kernel sets about an address/prefix key ("a:..." or "p:.../64"). */
+static void
+notify_listing(const char *key, int64_t ttl_ms, bool block)
+{
+	char text[HISTORY_KEY_MAX];
+	char *slash;
+	struct netaddr a;
+	unsigned prefix_len;
+
+	if (listing_hook == NULL || (key[0] != 'a' && key[0] != 'p'))
+		return;
+	snprintf(text, sizeof(text), "%s", key + 2);
+	slash = strchr(text, '/');
+	if (slash)
+		*slash = '\0';
+	if (netaddr_parse(text, &a) == -1)
+		return;
+	prefix_len = slash ? (unsigned)atoi(slash + 1) : (a.family == AF_INET ? 32 : 128);
+	listing_hook(&a, prefix_len, ttl_ms, block);
+}
+
 static size_t
 key_hash(const char *key)
 {
@@ -253,6 +282,8 @@ history_grant_pass(const struct history_client *c)
 		 */
 		if (i != KEY_PREFIX)
 			e->pass_until = until;
+		if (i == KEY_ADDRESS)
+			notify_listing(keys[i], mxd->config->pass_ttl, false);
 	}
 }
 
@@ -315,7 +346,92 @@ history_block(const struct history_client *c, enum reason why)
 	ttl = entry_block(e, why);
 	log_info("block %s for %llds, reason %s (offence %u)", key + 2, (long long)(ttl / 1000), reason_name(why),
 	    e->block_count);
+	notify_listing(key, ttl, true);
 	return ttl;
+}
+
+void
+history_block_manual(const struct history_client *c, int64_t ttl_ms)
+{
+	char key[HISTORY_KEY_MAX];
+	struct history_entry *e;
+
+	block_key(c, key);
+	if ((e = entry_get(key)) == NULL)
+		return;
+	e->block_until = now_ms() + ttl_ms;
+	e->block_reason = REASON_MANUAL;
+	e->pass_until = 0;
+	log_info("block %s for %llds, reason manual", key + 2, (long long)(ttl_ms / 1000));
+	notify_listing(key, ttl_ms, true);
+}
+
+bool
+history_unblock(const struct history_client *c)
+{
+	char key[HISTORY_KEY_MAX];
+	struct history_entry *e;
+
+	block_key(c, key);
+	if ((e = entry_find(key)) == NULL || e->block_until <= now_ms())
+		return false;
+	e->block_until = 0;
+	e->block_count = 0;
+	log_info("unblock %s", key + 2);
+	notify_listing(key, 0, true);
+	return true;
+}
+
+void
+history_allow(const struct history_client *c, int64_t ttl_ms)
+{
+	char keys[KEY_KINDS][HISTORY_KEY_MAX];
+	struct history_entry *e;
+
+	client_keys(c, keys);
+	if ((e = entry_get(keys[KEY_ADDRESS])) == NULL)
+		return;
+	e->pass_until = now_ms() + ttl_ms;
+	e->block_until = 0;
+	e->pending_since = 0;
+	log_info("allow %s for %llds", keys[KEY_ADDRESS] + 2, (long long)(ttl_ms / 1000));
+	notify_listing(keys[KEY_ADDRESS], ttl_ms, false);
+}
+
+bool
+history_unallow(const struct history_client *c)
+{
+	char keys[KEY_KINDS][HISTORY_KEY_MAX];
+	struct history_entry *e;
+
+	client_keys(c, keys);
+	if ((e = entry_find(keys[KEY_ADDRESS])) == NULL || e->pass_until <= now_ms())
+		return false;
+	e->pass_until = 0;
+	notify_listing(keys[KEY_ADDRESS], 0, false);
+	return true;
+}
+
+void
+history_foreach_block(history_visit_fn fn, void *arg)
+{
+	struct history_entry *e;
+	int64_t now = now_ms();
+
+	TAILQ_FOREACH(e, &hist.lru, lru)
+		if (e->block_until > now)
+			fn(e->key + 2, e->block_until - now, e->block_reason, e->block_count, arg);
+}
+
+void
+history_foreach_pass(history_visit_fn fn, void *arg)
+{
+	struct history_entry *e;
+	int64_t now = now_ms();
+
+	TAILQ_FOREACH(e, &hist.lru, lru)
+		if (e->pass_until > now)
+			fn(e->key + 2, e->pass_until - now, REASON_PASSED, 0, arg);
 }
 
 bool

@@ -45,4 +45,22 @@ int64_t	history_block(const struct history_client *c, enum reason why);
 /* history_blocked - true (and *why set) while the address (IPv6: its /64) is blocked. */
 bool	history_blocked(const struct history_client *c, enum reason *why);
 
+/* Operator listings (mxtierctl block/allow). ttl_ms > 0. */
+void	history_block_manual(const struct history_client *c, int64_t ttl_ms);
+bool	history_unblock(const struct history_client *c);
+void	history_allow(const struct history_client *c, int64_t ttl_ms);
+bool	history_unallow(const struct history_client *c);
+
+/* Listing: fn gets the key without its kind prefix ("192.0.2.7", "2001:db8::/64", "example.org"). */
+typedef void (*history_visit_fn)(const char *key, int64_t remaining_ms, enum reason why, unsigned count, void *arg);
+void	history_foreach_block(history_visit_fn fn, void *arg);
+void	history_foreach_pass(history_visit_fn fn, void *arg);
+
+/*
+ * Where blocks and passes go besides memory (the kernel sets): called with
+ * the address (IPv6 blocks: the /64 prefix) and the TTL; ttl_ms 0 removes.
+ */
+typedef void (*history_listing_hook)(const struct netaddr *addr, unsigned prefix_len, int64_t ttl_ms, bool block);
+void	history_set_listing_hook(history_listing_hook hook);
+
 #endif

@@ -7,6 +7,8 @@
 #include "listener.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <unistd.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <stdlib.h>
@@ -26,6 +28,7 @@ struct listener {
 	struct netaddr		 addr;
 	uint16_t		 port;
 	enum tier_role		 tier;
+	bool			 transparent;
 	bool			 keep;
 };
 
@@ -82,24 +85,66 @@ listener_error_cb(struct evconnlistener *lev, void *arg)
 	    evutil_socket_error_to_string(err), mxd->active_sessions);
 }
 
-static struct listener *
-listener_open(const struct netaddr *addr, uint16_t port, enum tier_role tier)
+/*
+ * listener_socket - a listening socket for one tier address. In
+ * transparent mode it is IP_TRANSPARENT, so it can own a tier address that
+ * is not local: TPROXY hands it the connections, and getsockname() on an
+ * accepted socket still says which tier the client wanted.
+ */
+static int
+listener_socket(const struct netaddr *addr, uint16_t port, bool transparent)
 {
-	struct listener *l = calloc(1, sizeof(*l));
 	struct sockaddr_storage ss;
 	socklen_t sslen;
+	int fd, one = 1;
+
+	netaddr_to_sockaddr(addr, port, &ss, &sslen);
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
+		goto fail;
+	if (ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
+		goto fail;
+	if (transparent) {
+		int rc = ss.ss_family == AF_INET ? setsockopt(fd, IPPROTO_IP, IP_TRANSPARENT, &one, sizeof(one)) :
+		    setsockopt(fd, IPPROTO_IPV6, IPV6_TRANSPARENT, &one, sizeof(one));
+
+		if (rc == -1)
+			goto fail;
+	}
+	if (bind(fd, (struct sockaddr *)&ss, sslen) == -1 || listen(fd, LISTEN_BACKLOG) == -1)
+		goto fail;
+	return fd;
+fail:
+	{
+		int saved = errno;
+
+		close(fd);
+		errno = saved;
+	}
+	return -1;
+}
+
+static struct listener *
+listener_open(const struct netaddr *addr, uint16_t port, enum tier_role tier, bool transparent)
+{
+	struct listener *l = calloc(1, sizeof(*l));
 	char text[NETADDR_STRLEN];
+	int fd;
 
 	if (l == NULL)
 		return NULL;
 	l->addr = *addr;
 	l->port = port;
 	l->tier = tier;
-	netaddr_to_sockaddr(addr, port, &ss, &sslen);
-	l->lev = evconnlistener_new_bind(mxd->base, listener_accept_cb, l,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, LISTEN_BACKLOG,
-	    (struct sockaddr *)&ss, (int)sslen);
+	l->transparent = transparent;
+	fd = listener_socket(addr, port, transparent);
+	l->lev = fd == -1 ? NULL : evconnlistener_new(mxd->base, listener_accept_cb, l,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (l->lev == NULL) {
+		if (fd != -1)
+			close(fd);
 		log_warn("cannot listen on %s port %u (%s): %s", netaddr_format(addr, text, sizeof(text)), port,
 		    tier_role_name(tier), strerror(errno));
 		free(l);
@@ -108,7 +153,8 @@ listener_open(const struct netaddr *addr, uint16_t port, enum tier_role tier)
 	evconnlistener_set_error_cb(l->lev, listener_error_cb);
 	if (listeners.paused)
 		evconnlistener_disable(l->lev);
-	log_info("listening on %s port %u as %s", netaddr_format(addr, text, sizeof(text)), port, tier_role_name(tier));
+	log_info("listening on %s port %u as %s%s", netaddr_format(addr, text, sizeof(text)), port, tier_role_name(tier),
+	    transparent ? " (transparent)" : "");
 	return l;
 }
 
@@ -137,7 +183,7 @@ listeners_apply(const struct config *c)
 			bool found = false;
 
 			LIST_FOREACH(l, &listeners.list, entry) {
-				if (l->port == c->listen_port && netaddr_equal(&l->addr, a)) {
+				if (l->port == c->listen_port && netaddr_equal(&l->addr, a) && l->transparent == (bool)c->transparent) {
 					if (l->tier != (enum tier_role)t) {
 						char text[NETADDR_STRLEN];
 
@@ -151,7 +197,7 @@ listeners_apply(const struct config *c)
 			}
 			if (found)
 				continue;
-			if ((l = listener_open(a, (uint16_t)c->listen_port, t)) == NULL) {
+			if ((l = listener_open(a, (uint16_t)c->listen_port, t, c->transparent)) == NULL) {
 				rc = -1;
 				continue;
 			}

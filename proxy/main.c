@@ -12,6 +12,7 @@
 
 #include "client_table.h"
 #include "config.h"
+#include "control.h"
 #include "daemon.h"
 #include "dns.h"
 #include "history.h"
@@ -159,6 +160,8 @@ main(int argc, char **argv)
 		log_warn("DNS checks will report \"unknown\" until a resolver is configured");
 	if (history_init() == -1 || shed_start() == -1)
 		fatalx("cannot start the history sweep or the load monitor");
+	if (control_start(mxd->config->control_socket) == -1)
+		fatalx("cannot open the control socket");
 
 	sig_hup = evsignal_new(mxd->base, SIGHUP, reload_cb, NULL);
 	sig_term = evsignal_new(mxd->base, SIGTERM, shutdown_cb, NULL);
@@ -178,6 +181,7 @@ main(int argc, char **argv)
 
 	event_base_dispatch(mxd->base);
 
+	control_stop();
 	stats_log(&mxd->stats);
 	log_info("mxtierd stopped");
 	return 0;

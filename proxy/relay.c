@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "client_info.h"
 #include "daemon.h"
@@ -95,6 +96,36 @@ relay_send(struct relay *r, const char *line, size_t len)
 	evbuffer_add(bufferevent_get_output(r->bev), line, len);
 }
 
+/*
+ * relay_socket - -1 lets libevent make the socket, unless the backend must
+ * see the client's own address (backend_source = client): then an
+ * IP_TRANSPARENT socket bound to it. If that fails the appliance's own
+ * address is used and the failure logged, since mail must still flow.
+ */
+static evutil_socket_t
+relay_socket(const struct session *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	int fd, one = 1;
+
+	if (s->config->backend_source != BACKEND_FROM_CLIENT || s->client.family != s->config->backend_addr.family)
+		return -1;
+	netaddr_to_sockaddr(&s->client, 0, &ss, &sslen);
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -1;
+	if ((ss.ss_family == AF_INET ? setsockopt(fd, IPPROTO_IP, IP_TRANSPARENT, &one, sizeof(one)) :
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_TRANSPARENT, &one, sizeof(one))) == -1 ||
+	    bind(fd, (struct sockaddr *)&ss, sslen) == -1) {
+		log_warn("session %010llx: cannot connect from the client's address: %s", (unsigned long long)s->id,
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 struct relay *
 relay_start(struct session *s, const char *first_command, size_t len)
 {
@@ -112,7 +143,7 @@ relay_start(struct session *s, const char *first_command, size_t len)
 	r->session = s;
 	memcpy(r->first_command, first_command, len);
 	r->first_command_len = len;
-	r->bev = bufferevent_socket_new(mxd->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	r->bev = bufferevent_socket_new(mxd->base, relay_socket(s), BEV_OPT_CLOSE_ON_FREE);
 	r->timer = evtimer_new(mxd->base, relay_timer_cb, r);
 	if (r->bev == NULL || r->timer == NULL) {
 		relay_free(r);

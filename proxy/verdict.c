@@ -40,6 +40,7 @@ static const char *const reason_names[REASON_COUNT] = {
 	[REASON_BAIT_FIRST_CONTACT] = "bait-first-contact",
 	[REASON_HIT_AND_RUN] = "hit-and-run",
 	[REASON_LOAD_SHED] = "load-shed",
+	[REASON_MANUAL] = "manual",
 };
 
 static const char *const verdict_names[VERDICT_COUNT] = {

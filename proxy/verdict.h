@@ -35,6 +35,7 @@ enum reason {
 	REASON_BAIT_FIRST_CONTACT,
 	REASON_HIT_AND_RUN,
 	REASON_LOAD_SHED,
+	REASON_MANUAL,			/* an operator's block (mxtierctl block add) */
 	REASON_COUNT			/* at most 64: reasons are a bit set */
 };
 

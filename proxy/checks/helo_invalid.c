@@ -1,6 +1,6 @@
 /*
- * helo_invalid.c - a HELO/EHLO name no operated MTA would send: not a
- * host name or address literal, a bare IP address without brackets, or a
+ * helo_invalid.c - a HELO/EHLO name no operated MTA would send: bad
+ * host name syntax, a bare IP address without brackets, or a
  * claim to be us (our host name or one of our tier addresses).
  */
 #include <string.h>
@@ -9,17 +9,17 @@
 #include "checks/check.h"
 #include "session.h"
 
+/* helo_is_hostname - LDH labels of 1..63 characters ("_" tolerated: it is common and harmless). */
 static bool
 helo_is_hostname(const char *h)
 {
-	size_t label = 0, labels = 1;
+	size_t label = 0;
 
 	for (; *h; h++) {
 		if (*h == '.') {
 			if (label == 0)
 				return false;
 			label = 0;
-			labels++;
 			continue;
 		}
 		if (!((*h >= 'a' && *h <= 'z') || (*h >= 'A' && *h <= 'Z') || (*h >= '0' && *h <= '9') || *h == '-' ||
@@ -28,8 +28,11 @@ helo_is_hostname(const char *h)
 		if (++label > 63)
 			return false;
 	}
-	/* A dotless name ("localhost", "WIN-ABC123") identifies no host on the internet. */
-	return label > 0 && labels >= 2;
+	/*
+	 * A trailing dot is fine; a dotless name ("mail", "WIN-ABC123") is
+	 * poor practice but valid syntax, and too many small MTAs send one.
+	 */
+	return true;
 }
 
 /* helo_literal - "[1.2.3.4]" or "[IPv6:...]": the address inside, or -1. */

@@ -1,0 +1,201 @@
+/*
+ * control.c - the operator's unix socket (control_socket). Requests:
+ *   status
+ *   block add ADDRESS [TTL] | block del ADDRESS | block list
+ *   allow add ADDRESS [TTL] | allow del ADDRESS | allow list
+ * Only root (the socket is created 0600) reaches it.
+ */
+#include "control.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "history.h"
+#include "log.h"
+
+#define CONTROL_LINE_MAX	512
+#define CONTROL_TIMEOUT_S	5
+
+static struct evconnlistener *control_listener;
+static char control_path[108];
+
+static void
+visit_print(const char *key, int64_t remaining_ms, enum reason why, unsigned count, void *arg)
+{
+	struct evbuffer *out = arg;
+
+	evbuffer_add_printf(out, "%s expires_in=%llds reason=%s offences=%u\n", key, (long long)(remaining_ms / 1000),
+	    reason_name(why), count);
+}
+
+static void
+control_status(struct evbuffer *out)
+{
+	const struct stats *st = &mxd->stats;
+
+	evbuffer_add_printf(out, "ok\n");
+	evbuffer_add_printf(out, "sessions_active %zu\n", mxd->active_sessions);
+	evbuffer_add_printf(out, "sessions_total %llu\n", (unsigned long long)st->sessions);
+	evbuffer_add_printf(out, "backend %s\n", mxd->backend_up ? "up" : "down");
+	evbuffer_add_printf(out, "shedding %s\n", mxd->shedding ? reason_name(mxd->shed_reason) : "no");
+	evbuffer_add_printf(out, "history_entries %zu\n", history_entries());
+	evbuffer_add_printf(out, "messages_relayed %llu\n", (unsigned long long)st->messages_relayed);
+	for (int v = 0; v < VERDICT_COUNT; v++)
+		evbuffer_add_printf(out, "verdict_%s %llu\n", verdict_name(v), (unsigned long long)st->verdicts[v]);
+	for (int r = 0; r < REASON_COUNT; r++)
+		evbuffer_add_printf(out, "reason_%s %llu\n", reason_name(r), (unsigned long long)st->reasons[r]);
+}
+
+/* control_listing - "block|allow add|del|list [ADDRESS [TTL]]". */
+static void
+control_listing(struct evbuffer *out, bool block, const char *verb, const char *addr_text, const char *ttl_text)
+{
+	struct history_client hc = { .domain = NULL };
+	int64_t ttl = block ? mxd->config->block_ttl : mxd->config->pass_ttl;
+
+	if (strcmp(verb, "list") == 0) {
+		evbuffer_add_printf(out, "ok\n");
+		if (block)
+			history_foreach_block(visit_print, out);
+		else
+			history_foreach_pass(visit_print, out);
+		return;
+	}
+	if (addr_text == NULL || netaddr_parse(addr_text, &hc.addr) == -1) {
+		evbuffer_add_printf(out, "error: expected an IPv4 or IPv6 address\n");
+		return;
+	}
+	netaddr_normalize(&hc.addr);
+	if (ttl_text && (config_parse_duration(ttl_text, &ttl) == -1 || ttl <= 0)) {
+		evbuffer_add_printf(out, "error: bad TTL \"%s\" (use s, m, h or d)\n", ttl_text);
+		return;
+	}
+	if (strcmp(verb, "add") == 0) {
+		if (block)
+			history_block_manual(&hc, ttl);
+		else
+			history_allow(&hc, ttl);
+		evbuffer_add_printf(out, "ok\n");
+	} else if (strcmp(verb, "del") == 0) {
+		if (block ? history_unblock(&hc) : history_unallow(&hc))
+			evbuffer_add_printf(out, "ok\n");
+		else
+			evbuffer_add_printf(out, "error: %s is not %s\n", addr_text, block ? "blocked" : "allowed");
+	} else {
+		evbuffer_add_printf(out, "error: expected add, del or list\n");
+	}
+}
+
+static void
+control_execute(char *line, struct evbuffer *out)
+{
+	char *save = NULL;
+	char *words[5] = { NULL };
+	int n = 0;
+
+	for (char *w = strtok_r(line, " \t", &save); w && n < 5; w = strtok_r(NULL, " \t", &save))
+		words[n++] = w;
+	if (n == 0) {
+		evbuffer_add_printf(out, "error: empty request\n");
+	} else if (strcmp(words[0], "status") == 0) {
+		control_status(out);
+	} else if ((strcmp(words[0], "block") == 0 || strcmp(words[0], "allow") == 0) && n >= 2) {
+		control_listing(out, words[0][0] == 'b', words[1], words[2], words[3]);
+	} else {
+		evbuffer_add_printf(out, "error: unknown request \"%s\"\n", words[0]);
+	}
+}
+
+static void
+control_write_cb(struct bufferevent *bev, void *arg)
+{
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 && arg != NULL)
+		bufferevent_free(bev);
+}
+
+static void
+control_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	bufferevent_free(bev);
+}
+
+static void
+control_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t len;
+	char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
+
+	if (line == NULL) {
+		if (evbuffer_get_length(in) > CONTROL_LINE_MAX)
+			bufferevent_free(bev);
+		return;
+	}
+	if (len <= CONTROL_LINE_MAX)
+		control_execute(line, bufferevent_get_output(bev));
+	else
+		evbuffer_add_printf(bufferevent_get_output(bev), "error: request too long\n");
+	free(line);
+	/* One request per connection: close once the reply is out. */
+	bufferevent_disable(bev, EV_READ);
+	bufferevent_setcb(bev, NULL, control_write_cb, control_event_cb, bev);
+}
+
+static void
+control_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+	struct bufferevent *bev = bufferevent_socket_new(mxd->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	struct timeval tv = { CONTROL_TIMEOUT_S, 0 };
+
+	if (bev == NULL) {
+		close(fd);
+		return;
+	}
+	bufferevent_setcb(bev, control_read_cb, NULL, control_event_cb, NULL);
+	bufferevent_set_timeouts(bev, &tv, &tv);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+int
+control_start(const char *path)
+{
+	struct sockaddr_un sun;
+	mode_t old;
+
+	if (path == NULL || path[0] == '\0')
+		return 0;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	snprintf(control_path, sizeof(control_path), "%s", path);
+	unlink(path);
+	old = umask(077);
+	control_listener = evconnlistener_new_bind(mxd->base, control_accept_cb, NULL,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
+	if (control_listener == NULL) {
+		log_warn("control socket %s: %s", path, strerror(errno));
+		return -1;
+	}
+	log_info("control socket %s", path);
+	return 0;
+}
+
+void
+control_stop(void)
+{
+	if (control_listener) {
+		evconnlistener_free(control_listener);
+		control_listener = NULL;
+		unlink(control_path);
+	}
+}
