@@ -53,9 +53,9 @@ $(BUILD)/mxtierctl: $(CORE_OBJ) $(CTL_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests link every module but main.c, so they can drive sessions too.
-$(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJ) $(DAEMON_OBJ)
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(CORE_OBJ) $(DAEMON_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS) -lcmocka
 
 deps:
 	./packaging/install-deps

@@ -592,9 +592,11 @@ trim(char *s)
 	return s;
 }
 
-/* config_finish - cross-key checks and derived defaults. */
+static const struct config_key *config_key_find(const char *name);
+
+/* config_finish - cross-key checks and derived defaults; key_line says where each key was set (0 = default). */
 static int
-config_finish(struct config *c, char *err, size_t errlen)
+config_finish(struct config *c, const char *name, const unsigned *key_line, char *err, size_t errlen)
 {
 	size_t tiers = 0;
 
@@ -615,9 +617,13 @@ config_finish(struct config *c, char *err, size_t errlen)
 			int other = config_tier_of(c, &c->tier_ips[t].items[i]);
 
 			if (other != t) {
-				char a[NETADDR_STRLEN];
+				char a[NETADDR_STRLEN], key[32];
+				const struct config_key *k;
 
-				snprintf(err, errlen, "%s: address %s is also in %s_ips", tier_role_name(t),
+				snprintf(key, sizeof(key), "%s_ips", tier_role_name(t));
+				k = config_key_find(key);
+				snprintf(err, errlen, "%s:%u: %s: address %s is also in %s_ips", name,
+				    k ? key_line[k - config_keys] : 0, key,
 				    netaddr_format(&c->tier_ips[t].items[i], a, sizeof(a)), tier_role_name(other));
 				return -1;
 			}
@@ -663,7 +669,7 @@ struct config *
 config_load_string(const char *name, const char *text, char *err, size_t errlen)
 {
 	struct config *c = config_new_defaults();
-	bool seen[CONFIG_KEY_COUNT] = { false };
+	unsigned key_line[CONFIG_KEY_COUNT] = { 0 };
 	const char *p = text;
 	unsigned lineno = 0;
 	char problem[512];
@@ -677,7 +683,10 @@ config_load_string(const char *name, const char *text, char *err, size_t errlen)
 
 		lineno++;
 		if (len >= sizeof(line)) {
-			snprintf(err, errlen, "%s:%u: line too long (max %zu)", name, lineno, sizeof(line) - 1);
+			size_t klen = strcspn(p, "= \t");
+
+			snprintf(err, errlen, "%s:%u: %.*s: line too long (max %zu)", name, lineno,
+			    (int)(klen > 64 ? 64 : klen), p, sizeof(line) - 1);
 			goto fail;
 		}
 		memcpy(line, p, len);
@@ -700,18 +709,23 @@ config_load_string(const char *name, const char *text, char *err, size_t errlen)
 			snprintf(err, errlen, "%s:%u: %s: unknown key", name, lineno, key);
 			goto fail;
 		}
-		if (seen[k - config_keys]) {
-			snprintf(err, errlen, "%s:%u: %s: set twice", name, lineno, key);
+		if (key_line[k - config_keys]) {
+			snprintf(err, errlen, "%s:%u: %s: set twice (first on line %u)", name, lineno, key,
+			    key_line[k - config_keys]);
 			goto fail;
 		}
-		seen[k - config_keys] = true;
+		key_line[k - config_keys] = lineno;
 		if (config_set(c, k, value, problem, sizeof(problem)) == -1) {
 			snprintf(err, errlen, "%s:%u: %s: %s", name, lineno, key, problem);
 			goto fail;
 		}
 	}
-	if (config_finish(c, problem, sizeof(problem)) == -1) {
-		snprintf(err, errlen, "%s: %s", name, problem);
+	if (config_finish(c, name, key_line, problem, sizeof(problem)) == -1) {
+		/* Tier conflicts already carry FILE:LINE: key; other cross-key problems name the file. */
+		if (strncmp(problem, name, strlen(name)) == 0)
+			snprintf(err, errlen, "%s", problem);
+		else
+			snprintf(err, errlen, "%s: %s", name, problem);
 		goto fail;
 	}
 	c->path = strdup(name);

@@ -18,6 +18,9 @@ data_reader_init(struct data_reader *r, uint64_t size_limit)
 static bool
 segment_valid(const char *seg, size_t n, bool prev_cr)
 {
+	/* A CR that ended the previous (discarded) part must be followed by LF here. */
+	if (prev_cr && n > 0 && seg[0] != '\n')
+		return false;
 	for (size_t i = 0; i < n; i++) {
 		switch (seg[i]) {
 		case '\0':
@@ -63,6 +66,7 @@ data_reader_scan(struct data_reader *r, const char *buf, size_t len, size_t *con
 			r->errors |= DATA_ERR_LINE_TOO_LONG;
 			r->in_long_line = true;
 			r->prev_cr = start[seglen - 1] == '\r';
+			r->bytes += seglen;	/* counted like any data, so the size check does not depend on splits */
 			pos += seglen;
 			*consumed = pos;
 			continue;

@@ -148,6 +148,18 @@ cidr_parse(const char *text, struct cidr *out)
 	} else {
 		out->prefix_len = total;
 	}
+	/* Clients are normalised to IPv4, so a mapped network must be too; one wider than ::ffff:0:0/96 means nothing. */
+	if (out->addr.family == AF_INET6) {
+		struct netaddr probe = out->addr;
+
+		netaddr_normalize(&probe);
+		if (probe.family == AF_INET) {
+			if (out->prefix_len < 96)
+				return -1;
+			out->addr = probe;
+			out->prefix_len -= 96;
+		}
+	}
 	netaddr_mask(&out->addr, out->prefix_len);
 	return 0;
 }

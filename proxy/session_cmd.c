@@ -115,7 +115,7 @@ session_execute_command(struct session *s, char *line, size_t len, bool more_inp
 		s->obs.pipelined_before_ehlo = true;
 
 	if (cmd == NULL) {
-		if (non_smtp_line(verb))
+		if (non_smtp_line(line))
 			s->obs.non_smtp_command = true;
 		if (verdict_at_command(s) == ACTION_REJECT) {
 			session_close(s, "521 5.7.0 %s Error: non-SMTP command, closing connection", s->config->hostname);

@@ -14,17 +14,17 @@ static const char *const non_smtp_verbs[] = {
 	"GET", "POST", "HEAD", "PUT", "CONNECT", "OPTIONS", "DELETE", "PATCH", "TRACE", "USER", "PASS", NULL
 };
 
-/* non_smtp_line - true for a command line that belongs to another protocol. */
+/* non_smtp_line - true for a command line (raw, any length) that belongs to another protocol. */
 bool
-non_smtp_line(const char *verb)
+non_smtp_line(const char *line)
 {
-	size_t n = strlen(verb);
+	size_t n = strcspn(line, " ");
 
 	for (size_t i = 0; non_smtp_verbs[i]; i++)
-		if (strcasecmp(verb, non_smtp_verbs[i]) == 0)
+		if (strlen(non_smtp_verbs[i]) == n && strncasecmp(line, non_smtp_verbs[i], n) == 0)
 			return true;
-	/* A header line such as "Host:" or "User-Agent:". */
-	return n > 1 && verb[n - 1] == ':';
+	/* A header line such as "Host:" or "Accept-Language:". */
+	return n > 1 && line[n - 1] == ':';
 }
 
 static enum check_result
