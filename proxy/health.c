@@ -198,6 +198,8 @@ probe_connected(struct bufferevent *bev)
 	static const char proxy_v2_local[16] = { 0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49,
 	    0x54, 0x0a, 0x20, 0x00, 0x00, 0x00 };
 
+	/* Each probe parses fresh replies: the last probe's 221 must not linger. */
+	memset(&probe.reply, 0, sizeof(probe.reply));
 	if (mxd->config->backend_client_info == CLIENT_INFO_PROXY_V1)
 		evbuffer_add(bufferevent_get_output(bev), "PROXY UNKNOWN\r\n", 15);
 	else if (mxd->config->backend_client_info == CLIENT_INFO_PROXY_V2)

@@ -262,7 +262,7 @@ session_refuse(struct session *s)
 	const char *host = s->config->hostname;
 
 	if (has_reason(s, REASON_BAIT))
-		session_close(s, "421 4.7.0 %s Service not available, try another MX", host);
+		session_close(s, "421 4.7.0 %s Service not available, try a lower MX", host);
 	else if (has_reason(s, REASON_TOO_MANY_SESSIONS))
 		session_close(s, "421 4.3.2 %s Too many sessions, try again later", host);
 	else if (has_reason(s, REASON_TOO_MANY_CLIENT_SESSIONS))

@@ -5,6 +5,7 @@
  * threshold (hysteresis), so it does not flap. Entry and exit are logged.
  */
 #include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "daemon.h"
@@ -36,9 +37,13 @@ shed_tick(evutil_socket_t fd, short what, void *arg)
 		mxd->shedding = true;
 		mxd->shed_reason = mxd->backend_up ? REASON_LOAD_SHED : REASON_BACKEND_DOWN;
 		mxd->stats.load_shed_entries++;
-		log_warn("load shedding on at the primary: load %.2f (limit %.2f), sessions %lld (limit %lld), backend %s",
-		    load, c->shed_loadavg / 100.0, (long long)sessions, (long long)c->shed_sessions,
-		    mxd->backend_up ? "up" : "down");
+		char load_limit[32], sessions_limit[32];
+
+		snprintf(load_limit, sizeof(load_limit), c->shed_loadavg ? "%.2f" : "off", c->shed_loadavg / 100.0);
+		snprintf(sessions_limit, sizeof(sessions_limit), c->shed_sessions ? "%lld" : "off",
+		    (long long)c->shed_sessions);
+		log_warn("load shedding on at the primary: load %.2f (limit %s), sessions %lld (limit %s), backend %s",
+		    load, load_limit, (long long)sessions, sessions_limit, mxd->backend_up ? "up" : "down");
 	} else if (mxd->shedding && load_under && sessions_under && mxd->backend_up) {
 		mxd->shedding = false;
 		log_info("load shedding off: load %.2f, sessions %lld, backend up", load, (long long)sessions);
