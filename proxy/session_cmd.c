@@ -95,7 +95,7 @@ command_state_ok(struct session *s, const struct command *cmd)
 		if (s->state == SESSION_RCPT)
 			return true;
 		if (s->state == SESSION_MAIL)
-			session_reply(s, "554 5.5.1 Error: no valid recipients");
+			session_reply(s, "554 5.5.1 No valid recipients");
 		else
 			session_reply(s, "503 5.5.1 Error: need RCPT command");
 		return false;
@@ -118,10 +118,10 @@ session_execute_command(struct session *s, char *line, size_t len, bool more_inp
 		if (non_smtp_line(line))
 			s->obs.non_smtp_command = true;
 		if (verdict_at_command(s) == ACTION_REJECT) {
-			session_close(s, "521 5.7.0 %s Error: non-SMTP command, closing connection", s->config->hostname);
+			session_close(s, "521 5.7.0 non-SMTP command, closing connection");
 			return;
 		}
-		session_reply(s, "500 5.5.2 Error: command not recognized");
+		session_reply(s, "500 5.5.2 Command unrecognized");
 		session_error(s);
 		return;
 	}
@@ -324,7 +324,7 @@ cmd_rcpt(struct session *s, const char *arg)
 		return;
 	}
 	if (s->rcpt_attempts >= (size_t)s->config->max_recipients) {
-		session_reply(s, "452 4.5.3 Error: too many recipients");
+		session_reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}
 	s->rcpt_attempts++;
@@ -398,7 +398,7 @@ cmd_vrfy(struct session *s, const char *arg)
 static void
 cmd_not_implemented(struct session *s, const char *arg)
 {
-	session_reply(s, "502 5.5.1 Error: command not implemented");
+	session_reply(s, "502 5.5.1 Command not implemented");
 	session_error(s);
 }
 
@@ -483,6 +483,7 @@ session_backend_failed(struct session *s, const char *why)
 	case CMD_RSET:
 		session_reply(s, "250 2.0.0 Ok");
 		break;
+	case CMD_DATA:
 	case CMD_DATA_END:
 		session_reply(s, "451 4.4.2 Backend connection lost, message not accepted");
 		break;
