@@ -57,7 +57,7 @@ ruleset_print(const struct config *c, FILE *out)
 	if (c->kernel_fast_path) {
 		fprintf(out, "\t\t# Fast path: trusted sources bypass mxtierd (NAT below).\n");
 		fprintf(out, "\t\tip saddr @trust4 ip daddr @tier4 tcp dport %ld accept\n", port);
-		fprintf(out, "\t\tip6 saddr @trust6 ip6 daddr @tier6 tcp dport %ld accept\n", port);
+		fprintf(out, "\t\tip6 saddr & ffff:ffff:ffff:ffff:: @trust6 ip6 daddr @tier6 tcp dport %ld accept\n", port);
 	}
 	if (c->transparent) {
 		fprintf(out, "\t\t# Packets of sockets mxtierd already owns (replies to its transparent connections).\n");
@@ -77,7 +77,7 @@ ruleset_print(const struct config *c, FILE *out)
 			fprintf(out, "\t\tip saddr @trust4 ip daddr @tier4 tcp dport %ld dnat ip to %s:%u\n", port, backend,
 			    c->backend_port);
 		else
-			fprintf(out, "\t\tip6 saddr @trust6 ip6 daddr @tier6 tcp dport %ld dnat ip6 to [%s]:%u\n", port,
+			fprintf(out, "\t\tip6 saddr & ffff:ffff:ffff:ffff:: @trust6 ip6 daddr @tier6 tcp dport %ld dnat ip6 to [%s]:%u\n", port,
 			    backend, c->backend_port);
 		fprintf(out, "\t}\n");
 	}

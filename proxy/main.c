@@ -16,6 +16,7 @@
 #include "daemon.h"
 #include "dns.h"
 #include "history.h"
+#include "kernel.h"
 #include "listener.h"
 #include "log.h"
 #include "session.h"
@@ -53,6 +54,7 @@ reload_cb(evutil_socket_t sig, short what, void *arg)
 	config_unref(mxd->config);
 	mxd->config = next;
 	dns_init(next);
+	kernel_reconfigure(next);
 	log_info("reloaded %s", next->path);
 }
 
@@ -162,6 +164,7 @@ main(int argc, char **argv)
 		fatalx("cannot start the history sweep or the load monitor");
 	if (control_start(mxd->config->control_socket) == -1)
 		fatalx("cannot open the control socket");
+	kernel_init(mxd->config);	/* never fatal: refusals also apply in mxtierd itself */
 
 	sig_hup = evsignal_new(mxd->base, SIGHUP, reload_cb, NULL);
 	sig_term = evsignal_new(mxd->base, SIGTERM, shutdown_cb, NULL);
@@ -182,6 +185,7 @@ main(int argc, char **argv)
 	event_base_dispatch(mxd->base);
 
 	control_stop();
+	kernel_shutdown();
 	stats_log(&mxd->stats);
 	log_info("mxtierd stopped");
 	return 0;
