@@ -48,7 +48,7 @@ def test_smuggling_end_of_data_variants_are_refused(start_daemon, lenient, conne
     assert c.cmd("DATA").code == 354
     c.send(b"From: <alice@example.org>\r\nSubject: first\r\n\r\nfirst part" + variant + SMUGGLED)
     r = c.read_reply()
-    assert r.raw == ("521 5.5.2 %s Bare CR, LF or NUL in message data\r\n" % HOSTNAME).encode(), r
+    assert r.code == 521, r
     # nothing more: no 250 for the smuggled message, the client is cut off
     assert c.is_closed(3), "still open; pending %r" % c.buf
     assert b"250" not in c.buf
@@ -63,6 +63,7 @@ def test_smuggling_end_of_data_variants_are_refused(start_daemon, lenient, conne
         assert not BARE.search(raw), "bare CR/LF/NUL reached the backend: %r" % raw
     log = d.session_for(c)
     assert "bare-lf" in log["reason_list"]
+    assert r.last.startswith("521 5.5.2 %s " % HOSTNAME), r
 
 
 @pytest.mark.parametrize("variant", [v for _, v in SMUGGLE_VARIANTS[:4]], ids=[i for i, _ in SMUGGLE_VARIANTS[:4]])
@@ -107,7 +108,6 @@ def test_text_line_length(mxtierd, backend, connect, body, expected):
     if expected == "250":
         assert [m for _, _, m in backend.messages()] == [data]
         return
-    assert "Message line too long" in r.last
     time.sleep(0.2)
     assert backend.messages() == [], "the backend completed the refused message"
     # the client stays connected and can send the next message
@@ -136,3 +136,26 @@ def test_data_timeout(start_daemon, backend, connect, sent):
     assert c.is_closed(3)
     time.sleep(0.2)
     assert backend.messages() == []
+
+
+SPLIT_BODY = b"Subject: split\r\n\r\nline one\r\n..stuffed\r\nlast"
+SPLIT_DATA = SPLIT_BODY + b"\r\n.\r\n"
+
+
+@pytest.mark.parametrize("cut", range(len(SPLIT_DATA) - 12, len(SPLIT_DATA)),
+                         ids=lambda cut: "cut-before-%r" % SPLIT_DATA[cut:].decode())
+def test_end_of_data_split_across_packets(mxtierd, backend, connect, cut):
+    """CRLF.CRLF (and the line before it) cut into two TCP segments is still one end-of-data."""
+    c = connect(mxtierd)
+    c.greeting()
+    c.ehlo()
+    assert c.cmd("MAIL FROM:<a@example.org>").code == 250
+    assert c.cmd("RCPT TO:<b@example.org>").code == 250
+    assert c.cmd("DATA").code == 354
+    c.send(SPLIT_DATA[:cut])
+    time.sleep(0.15)
+    c.send(SPLIT_DATA[cut:])
+    r = c.read_reply()
+    assert r.code == 250, r
+    assert [m for _, _, m in backend.messages()] == [SPLIT_BODY + b"\r\n"]
+    assert c.cmd("QUIT").code == 221

