@@ -10,7 +10,7 @@ PKGS     := libevent libevent_openssl libnftnl libmnl libpq openssl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -D_GNU_SOURCE -Iproxy -Ikernel-rules $(PKG_CFLAGS)
+CFLAGS   += -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -D_GNU_SOURCE -Iproxy -Ikernel-rules -Idb $(PKG_CFLAGS)
 LDLIBS   += $(PKG_LIBS)
 
 ifeq ($(SANITIZE),1)
@@ -26,11 +26,11 @@ CORE_SRC := proxy/log.c proxy/netaddr.c proxy/config.c proxy/smtp_parse.c \
 DAEMON_SRC := proxy/daemon.c proxy/listener.c proxy/session.c proxy/session_cmd.c \
             proxy/session_data.c proxy/client_table.c proxy/relay.c proxy/health.c \
             proxy/verdict.c proxy/stats.c proxy/dns.c proxy/client_dns.c \
-            proxy/history.c proxy/shed.c proxy/control.c proxy/kernel.c kernel-rules/nftset.c $(wildcard proxy/checks/*.c)
+            proxy/history.c proxy/shed.c proxy/control.c proxy/kernel.c kernel-rules/nftset.c db/db.c $(wildcard proxy/checks/*.c)
 MAIN_SRC := proxy/main.c
 CTL_SRC  := proxy/mxtierctl.c
 
-CORE_OBJ   := $(CORE_SRC:%.c=$(BUILD)/%.o)
+CORE_OBJ   := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
 MAIN_OBJ   := $(MAIN_SRC:%.c=$(BUILD)/%.o)
 CTL_OBJ    := $(CTL_SRC:%.c=$(BUILD)/%.o)
@@ -42,8 +42,16 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 all: $(BUILD)/mxtierd $(BUILD)/mxtierctl
 
-$(BUILD)/%.o: %.c $(wildcard proxy/*.h proxy/checks/*.h kernel-rules/*.h)
+$(BUILD)/%.o: %.c $(wildcard proxy/*.h proxy/checks/*.h kernel-rules/*.h db/*.h)
 	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# The migrations are compiled in: the daemon knows the schema version it needs.
+$(BUILD)/gen/migrations.c: db/embed-migrations $(sort $(wildcard db/migrations/*.sql))
+	@mkdir -p $(dir $@)
+	db/embed-migrations $(sort $(wildcard db/migrations/*.sql)) > $@
+
+$(BUILD)/gen/migrations.o: $(BUILD)/gen/migrations.c db/migrations.h
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/mxtierd: $(CORE_OBJ) $(DAEMON_OBJ) $(MAIN_OBJ)

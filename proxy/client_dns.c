@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "db.h"
 #include "session.h"
 
 /* Second-level labels under which registrations happen one level deeper (co.uk, com.au, ...). */
@@ -50,13 +51,26 @@ registered_domain(const char *name)
 }
 
 static void
-slot_done(struct session *s, struct session_dns_slot *slot)
+lookup_done(struct session *s)
 {
-	slot->request = NULL;
-	if (--s->dns.pending == 0 && !s->dns.done) {
+	if (s->dns.pending > 0 && --s->dns.pending == 0 && !s->dns.done) {
 		s->dns.done = true;
 		session_dns_done(s);
 	}
+}
+
+static void
+slot_done(struct session *s, struct session_dns_slot *slot)
+{
+	slot->request = NULL;
+	lookup_done(s);
+}
+
+/* session_db_done - the shared history counts as one more lookup before the greeting verdict. */
+void
+session_db_done(struct session *s)
+{
+	lookup_done(s);
 }
 
 static void
@@ -138,8 +152,12 @@ client_dns_start(struct session *s)
 		s->dns.slots[i].session = s;
 		s->dns.slots[i].index = i;
 	}
+	/* Peers' history for this client (database), asked in parallel with DNS. */
+	if (db_lookup_client(s))
+		s->dns.pending++;
 	if (!c->dns_checks) {
-		s->dns.done = true;
+		if (s->dns.pending == 0)
+			s->dns.done = true;
 		return;
 	}
 	s->dns.ptr_status = DNS_UNKNOWN;
@@ -173,5 +191,6 @@ client_dns_abandon(struct session *s)
 			s->dns.slots[i].request = NULL;
 		}
 	}
+	db_abandon_lookup(s);
 	s->dns.pending = 0;
 }

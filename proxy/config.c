@@ -109,6 +109,12 @@ static const struct config_key config_keys[] = {
 	{ "transparent",		CT_BOOL, OFF(transparent), "no", 0, 1, NULL },
 	{ "backend_source",		CT_ENUM, OFF(backend_source), "appliance", 0, 0, backend_source_values },
 	{ "control_socket",		CT_STRING, OFF(control_socket), "", 0, 0, NULL },
+	{ "database",			CT_STRING, OFF(database), "", 0, 0, NULL },
+	{ "appliance_name",		CT_HOSTNAME, OFF(appliance_name), "", 0, 0, NULL },
+	{ "db_queue_size",		CT_INT, OFF(db_queue_size), "10000", 100, 1000000, NULL },
+	{ "db_flush_interval",		CT_DURATION, OFF(db_flush_interval), "50ms", 1, 10 * SEC, NULL },
+	{ "db_retention_days",		CT_INT, OFF(db_retention_days), "30", 1, 3650, NULL },
+	{ "db_read_budget",		CT_DURATION, OFF(db_read_budget), "200ms", 10, 10 * SEC, NULL },
 };
 #define CONFIG_KEY_COUNT (sizeof(config_keys) / sizeof(config_keys[0]))
 
@@ -611,6 +617,11 @@ config_finish(struct config *c, const char *name, const unsigned *key_line, char
 		if (c->hostname == NULL)
 			abort();
 	}
+	if (c->appliance_name[0] == '\0') {
+		free(c->appliance_name);
+		if ((c->appliance_name = strdup(c->hostname)) == NULL)
+			abort();
+	}
 	for (int t = 0; t < TIER_COUNT; t++) {
 		tiers += c->tier_ips[t].count;
 		for (size_t i = 0; i < c->tier_ips[t].count; i++) {
@@ -796,6 +807,8 @@ config_unref(struct config *c)
 	free(c->path);
 	free(c->nft_table);
 	free(c->control_socket);
+	free(c->database);
+	free(c->appliance_name);
 	string_list_clear(&c->dns_servers);
 	string_list_clear(&c->trap_recipients);
 	free(c->dnsbl_sites.items);

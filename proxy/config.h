@@ -131,6 +131,14 @@ struct config {
 	int64_t		transparent;		/* bool */
 	int64_t		backend_source;		/* enum backend_source */
 	char		*control_socket;
+
+	/* PostgreSQL: shared history, session rows, reputation, listings. */
+	char		*database;		/* libpq conninfo; "" = none */
+	char		*appliance_name;
+	int64_t		db_queue_size;
+	int64_t		db_flush_interval;
+	int64_t		db_retention_days;
+	int64_t		db_read_budget;
 };
 
 const char	*tier_role_name(enum tier_role role);

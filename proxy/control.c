@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "db.h"
 #include "history.h"
 #include "log.h"
 
@@ -49,6 +50,19 @@ control_status(struct evbuffer *out)
 	evbuffer_add_printf(out, "shedding %s\n", mxd->shedding ? reason_name(mxd->shed_reason) : "no");
 	evbuffer_add_printf(out, "history_entries %zu\n", history_entries());
 	evbuffer_add_printf(out, "messages_relayed %llu\n", (unsigned long long)st->messages_relayed);
+	{
+		struct db_stats ds;
+
+		db_get_stats(&ds);
+		evbuffer_add_printf(out, "db_enabled %s\n", db_enabled() ? "yes" : "no");
+		evbuffer_add_printf(out, "db_connected %s\n", ds.connected ? "yes" : "no");
+		evbuffer_add_printf(out, "db_written %llu\n", (unsigned long long)ds.written);
+		evbuffer_add_printf(out, "db_dropped %llu\n", (unsigned long long)ds.dropped);
+		evbuffer_add_printf(out, "db_errors %llu\n", (unsigned long long)ds.errors);
+		evbuffer_add_printf(out, "db_reconnects %llu\n", (unsigned long long)ds.reconnects);
+		evbuffer_add_printf(out, "db_reads_late %llu\n", (unsigned long long)ds.reads_late);
+		evbuffer_add_printf(out, "db_queue %zu\n", ds.queued);
+	}
 	for (int v = 0; v < VERDICT_COUNT; v++)
 		evbuffer_add_printf(out, "verdict_%s %llu\n", verdict_name(v), (unsigned long long)st->verdicts[v]);
 	for (int r = 0; r < REASON_COUNT; r++)

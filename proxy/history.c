@@ -37,7 +37,9 @@ struct history_entry {
 /* A pending retry to sweep: retry_window is one value, so they expire in FIFO order. */
 struct pending_retry {
 	TAILQ_ENTRY(pending_retry) queue;
-	char			 key[HISTORY_KEY_MAX];
+	char			 key[HISTORY_KEY_MAX];		/* the address */
+	char			 siblings[2][HISTORY_KEY_MAX];	/* its prefix and domain: a retry there answers it too */
+	int			 nsiblings;
 	int64_t			 since;
 };
 
@@ -50,6 +52,23 @@ static struct {
 } hist = { .lru = TAILQ_HEAD_INITIALIZER(hist.lru), .pending = TAILQ_HEAD_INITIALIZER(hist.pending) };
 
 static history_listing_hook listing_hook;
+static history_news_hook news_hook;
+
+void
+history_set_news_hook(history_news_hook hook)
+{
+	news_hook = hook;
+}
+
+static void
+news(const char *key, int tier, bool pending_set, bool pending_clear, int64_t pass_ms, int64_t block_ms,
+    enum reason why)
+{
+	struct history_news n = { key, tier, pending_set, pending_clear, pass_ms, block_ms, why };
+
+	if (news_hook)
+		news_hook(&n);
+}
 
 void
 history_set_listing_hook(history_listing_hook hook)
@@ -177,6 +196,7 @@ history_record_contact(const struct history_client *c, enum tier_role tier)
 
 		if (e)
 			e->last_contact[tier] = now;
+		news(keys[i], tier, false, false, 0, 0, REASON_COUNT);
 	}
 }
 
@@ -229,12 +249,15 @@ history_set_pending(const struct history_client *c)
 		if (e->pending_since && now - e->pending_since < window)
 			continue;
 		e->pending_since = now;
+		news(keys[i], -1, true, false, 0, 0, REASON_COUNT);
 		if (i == KEY_ADDRESS && hist.pending_count < (size_t)mxd->config->history_size) {
 			struct pending_retry *p = calloc(1, sizeof(*p));
 
 			if (p == NULL)
 				continue;
 			memcpy(p->key, keys[i], sizeof(p->key));
+			for (int j = 1; j < n; j++)
+				memcpy(p->siblings[p->nsiblings++], keys[j], HISTORY_KEY_MAX);
 			p->since = now;
 			TAILQ_INSERT_TAIL(&hist.pending, p, queue);
 			hist.pending_count++;
@@ -284,6 +307,7 @@ history_grant_pass(const struct history_client *c)
 			e->pass_until = until;
 		if (i == KEY_ADDRESS)
 			notify_listing(keys[i], mxd->config->pass_ttl, false);
+		news(keys[i], -1, false, true, i != KEY_PREFIX ? mxd->config->pass_ttl : 0, 0, REASON_COUNT);
 	}
 }
 
@@ -301,6 +325,35 @@ history_passed(const struct history_client *c)
 			return true;
 	}
 	return false;
+}
+
+int
+history_keys(const struct history_client *c, char keys[3][300])
+{
+	return client_keys(c, keys);
+}
+
+void
+history_merge(const char *key, const int64_t contact_age[TIER_COUNT], int64_t pending_age, int64_t pass_left,
+    int64_t block_left, enum reason block_reason)
+{
+	struct history_entry *e = entry_get(key);
+	int64_t now = now_ms();
+
+	if (e == NULL)
+		return;
+	for (int t = 0; t < TIER_COUNT; t++)
+		if (contact_age[t] >= 0 && now - contact_age[t] > e->last_contact[t])
+			e->last_contact[t] = now - contact_age[t];
+	/* The earliest deferral anyone made is the one a retry is measured from. */
+	if (pending_age >= 0 && (e->pending_since == 0 || now - pending_age < e->pending_since))
+		e->pending_since = now - pending_age;
+	if (pass_left > 0 && now + pass_left > e->pass_until)
+		e->pass_until = now + pass_left;
+	if (block_left > 0 && now + block_left > e->block_until) {
+		e->block_until = now + block_left;
+		e->block_reason = block_reason;
+	}
 }
 
 /* block_key - the address, or for IPv6 its /64: one host there can take any address of it. */
@@ -347,6 +400,7 @@ history_block(const struct history_client *c, enum reason why)
 	log_info("block %s for %llds, reason %s (offence %u)", key + 2, (long long)(ttl / 1000), reason_name(why),
 	    e->block_count);
 	notify_listing(key, ttl, true);
+	news(key, -1, false, false, 0, ttl, why);
 	return ttl;
 }
 
@@ -364,6 +418,7 @@ history_block_manual(const struct history_client *c, int64_t ttl_ms)
 	e->pass_until = 0;
 	log_info("block %s for %llds, reason manual", key + 2, (long long)(ttl_ms / 1000));
 	notify_listing(key, ttl_ms, true);
+	news(key, -1, false, false, 0, ttl_ms, REASON_MANUAL);
 }
 
 bool
@@ -448,6 +503,23 @@ history_blocked(const struct history_client *c, enum reason *why)
 	return true;
 }
 
+/*
+ * answered_by_sibling - a retry from the same /24 or confirmed domain
+ * clears the sibling key's pending retry (history_grant_pass); if that
+ * happened after this deferral, the pool did retry.
+ */
+static bool
+answered_by_sibling(const struct pending_retry *p)
+{
+	for (int i = 0; i < p->nsiblings; i++) {
+		struct history_entry *e = entry_find(p->siblings[i]);
+
+		if (e && (e->pending_since == 0 || e->pending_since > p->since))
+			return true;
+	}
+	return false;
+}
+
 /* history_sweep - pending retries past retry_window that nobody answered are hit-and-run. */
 static void
 history_sweep(evutil_socket_t fd, short what, void *arg)
@@ -461,7 +533,9 @@ history_sweep(evutil_socket_t fd, short what, void *arg)
 
 		TAILQ_REMOVE(&hist.pending, p, queue);
 		hist.pending_count--;
-		if (e && e->pending_since == p->since) {
+		if (e && e->pending_since == p->since && answered_by_sibling(p)) {
+			e->pending_since = 0;
+		} else if (e && e->pending_since == p->since) {
 			e->pending_since = 0;
 			e->hit_and_run++;
 			mxd->stats.reasons[REASON_HIT_AND_RUN]++;

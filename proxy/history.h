@@ -63,4 +63,27 @@ void	history_foreach_pass(history_visit_fn fn, void *arg);
 typedef void (*history_listing_hook)(const struct netaddr *addr, unsigned prefix_len, int64_t ttl_ms, bool block);
 void	history_set_listing_hook(history_listing_hook hook);
 
+/*
+ * News for peers (the database): every change of a history key, so other
+ * appliances can judge the same sender as one history. Times are ms from
+ * now (0 = nothing to say); the hook must not call back into history.
+ */
+struct history_news {
+	const char	*key;		/* "a:ADDR", "p:PREFIX/LEN", "d:DOMAIN" */
+	int		 tier;		/* contact at this tier, or -1 */
+	bool		 pending_set;
+	bool		 pending_clear;
+	int64_t		 pass_ms;
+	int64_t		 block_ms;
+	enum reason	 block_reason;
+};
+typedef void (*history_news_hook)(const struct history_news *news);
+void	history_set_news_hook(history_news_hook hook);
+
+/* history_merge - what a peer knows about key (ages and remaining times in ms, -1 = none); max wins. */
+void	history_merge(const char *key, const int64_t contact_age[TIER_COUNT], int64_t pending_age, int64_t pass_left,
+	    int64_t block_left, enum reason block_reason);
+/* history_keys - the keys a client is known by (domain only when given); returns how many. */
+int	history_keys(const struct history_client *c, char keys[3][300]);
+
 #endif

@@ -13,6 +13,7 @@
 #include "client_table.h"
 #include "config.h"
 #include "control.h"
+#include "db.h"
 #include "daemon.h"
 #include "dns.h"
 #include "history.h"
@@ -55,6 +56,7 @@ reload_cb(evutil_socket_t sig, short what, void *arg)
 	mxd->config = next;
 	dns_init(next);
 	kernel_reconfigure(next);
+	db_reconfigure(next);
 	log_info("reloaded %s", next->path);
 }
 
@@ -165,6 +167,7 @@ main(int argc, char **argv)
 	if (control_start(mxd->config->control_socket) == -1)
 		fatalx("cannot open the control socket");
 	kernel_init(mxd->config);	/* never fatal: refusals also apply in mxtierd itself */
+	db_start(mxd->config);		/* never fatal either: mail flows without the database */
 
 	sig_hup = evsignal_new(mxd->base, SIGHUP, reload_cb, NULL);
 	sig_term = evsignal_new(mxd->base, SIGTERM, shutdown_cb, NULL);
@@ -186,6 +189,7 @@ main(int argc, char **argv)
 
 	control_stop();
 	kernel_shutdown();
+	db_stop();
 	stats_log(&mxd->stats);
 	log_info("mxtierd stopped");
 	return 0;

@@ -18,6 +18,7 @@
 
 #include "client_table.h"
 #include "daemon.h"
+#include "db.h"
 #include "log.h"
 #include "relay.h"
 
@@ -206,6 +207,7 @@ session_free(struct session *s)
 	if (s == NULL)
 		return;
 	session_log_summary(s);
+	db_record_session(s);
 	mxd->stats.verdicts[s->verdict]++;
 	client_dns_abandon(s);
 	if (s->relay)

@@ -17,6 +17,7 @@
 struct bufferevent;
 struct event;
 struct relay;
+struct db_lookup;
 
 /* Commands mxtierd knows; the table is in session_cmd.c. */
 enum command_id {
@@ -119,6 +120,7 @@ struct session {
 
 	struct session_observations obs;
 	struct session_dns	 dns;
+	struct db_lookup	*db_lookup;	/* shared history read in flight, or NULL */
 	char			 current_rcpt[SMTP_PATH_MAX + 1];	/* for the recipient checks */
 	enum verdict		 verdict;
 	uint64_t		 reasons;	/* bit per enum reason */
@@ -167,6 +169,8 @@ void	session_data_input(struct session *s);
 void	client_dns_start(struct session *s);
 void	client_dns_abandon(struct session *s);
 void	session_dns_done(struct session *s);
+/* session_db_done - the shared-history read answered or ran out of its budget. */
+void	session_db_done(struct session *s);
 const char *registered_domain(const char *name);
 
 /* Called by the relay from its callbacks; the relay returns at once after them. */

@@ -8,6 +8,7 @@
 
 #include "checks/check.h"
 #include "daemon.h"
+#include "db.h"
 #include "history.h"
 #include "session.h"
 
@@ -143,20 +144,26 @@ verdict_at_connect(struct session *s)
 	const struct config *c = s->config;
 	struct history_client hc = { .addr = s->client, .domain = NULL };
 	enum reason why;
+	int listing = db_listing(&s->client);
 
-	/* The bait answers 4xx whatever else is true; it decides about blocks once DNS has answered. */
+	/* A blocked client is refused at every tier, the bait included: no re-offending while blocked. */
+	if (history_blocked(&hc, &why)) {
+		session_set_verdict(s, VERDICT_REJECT, why);
+		return ACTION_REJECT;
+	}
+	if (listing > 0) {
+		session_set_verdict(s, VERDICT_REJECT, REASON_MANUAL);
+		return ACTION_REJECT;
+	}
+	/* Otherwise the bait answers 4xx whatever is true; it decides about blocks once DNS has answered. */
 	if (s->tier == TIER_BAIT)
 		return ACTION_CONTINUE;
-	if (cidr_list_contains(&c->allow_networks, &s->client)) {
+	if (cidr_list_contains(&c->allow_networks, &s->client) || listing < 0) {
 		session_set_verdict(s, VERDICT_RELAY, REASON_ALLOWLIST);
 		return ACTION_RELAY;
 	}
 	if (cidr_list_contains(&c->block_networks, &s->client)) {
 		session_set_verdict(s, VERDICT_REJECT, REASON_BLOCKLIST);
-		return ACTION_REJECT;
-	}
-	if (history_blocked(&hc, &why)) {
-		session_set_verdict(s, VERDICT_REJECT, why);
 		return ACTION_REJECT;
 	}
 	if (history_passed(&hc)) {
@@ -166,6 +173,8 @@ verdict_at_connect(struct session *s)
 	}
 	/* Load shedding is the primary's alone: the secondary is where real MTAs go next. */
 	if (s->tier == TIER_PRIMARY && mxd->shedding) {
+		/* Remembered all the same: it came down the MX list, the bait must not block it. */
+		history_record_contact(&hc, s->tier);
 		session_set_verdict(s, VERDICT_TEMPFAIL, mxd->shed_reason);
 		return ACTION_TEMPFAIL;
 	}

@@ -1,0 +1,50 @@
+#ifndef MXTIER_DB_H
+#define MXTIER_DB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct session;
+
+/*
+ * PostgreSQL, fail-open. A writer connection streams events (session rows
+ * with their reputation, contact news for peer appliances) in pipeline
+ * mode from a bounded queue; a reader connection answers history lookups
+ * within db_read_budget and follows listings with LISTEN/NOTIFY. When the
+ * database is down, slow or locked, mail flows: events beyond the bound
+ * are dropped and counted, reads that miss their budget are neutral.
+ */
+
+struct db_stats {
+	bool		connected;
+	uint64_t	written;
+	uint64_t	dropped;
+	uint64_t	errors;
+	uint64_t	reconnects;
+	uint64_t	reads_late;
+	size_t		queued;
+};
+
+int	db_start(const struct config *c);	/* 0 also when no database is configured */
+void	db_reconfigure(const struct config *c);
+void	db_stop(void);
+bool	db_enabled(void);
+void	db_get_stats(struct db_stats *out);
+
+/* db_record_session - queue the session's row (called once, when it ends). */
+void	db_record_session(const struct session *s);
+
+/*
+ * db_lookup_client - ask the shared history about the client (address and
+ * prefix keys); merged into local history, then s is told through
+ * session_db_done(). Returns false when no lookup was started.
+ */
+bool	db_lookup_client(struct session *s);
+void	db_abandon_lookup(struct session *s);
+
+/* A network listed allow/block by an operator in the database: 1 block, -1 allow, 0 none. */
+int	db_listing(const struct netaddr *addr);
+
+#endif
