@@ -876,9 +876,17 @@ config_print(const struct config *c, FILE *out)
 			break;
 		}
 		case CT_STRING:
-		case CT_HOSTNAME:
-			fprintf(out, "%s", *(char *const *)field);
+		case CT_HOSTNAME: {
+			const char *v = *(char *const *)field;
+			const char *pw = strstr(v, "password=");
+
+			/* Never print a database password: -n output ends up in tickets. */
+			if (pw && strcmp(k->name, "database") == 0)
+				fprintf(out, "%.*spassword=*** (hidden)", (int)(pw - v), v);
+			else
+				fprintf(out, "%s", v);
 			break;
+		}
 		case CT_ENUM:
 			fprintf(out, "%s", k->enum_values[*(const int64_t *)field]);
 			break;
