@@ -54,10 +54,10 @@ ruleset_print(const struct config *c, FILE *out)
 	fprintf(out, "\n\tchain prerouting {\n\t\ttype filter hook prerouting priority mangle; policy accept;\n");
 	fprintf(out, "\t\ttcp dport %ld ip saddr @block4 drop\n", port);
 	fprintf(out, "\t\ttcp dport %ld ip6 saddr & ffff:ffff:ffff:ffff:: @block6 drop\n", port);
-	if (c->kernel_fast_path) {
+	if (c->kernel_fast_path && c->backend_addr.family == AF_INET) {
+		/* Only the backend's family can be NATed to it; IPv6 clients always meet mxtierd. */
 		fprintf(out, "\t\t# Fast path: trusted sources bypass mxtierd (NAT below).\n");
 		fprintf(out, "\t\tip saddr @trust4 ip daddr @tier4 tcp dport %ld accept\n", port);
-		fprintf(out, "\t\tip6 saddr & ffff:ffff:ffff:ffff:: @trust6 ip6 daddr @tier6 tcp dport %ld accept\n", port);
 	}
 	if (c->transparent) {
 		fprintf(out, "\t\t# Packets of sockets mxtierd already owns (replies to its transparent connections).\n");
@@ -71,14 +71,11 @@ ruleset_print(const struct config *c, FILE *out)
 		fprintf(out, "\t\tip6 daddr @tier6 tcp dport %ld drop\n", port);
 	}
 	fprintf(out, "\t}\n");
-	if (c->kernel_fast_path) {
+	if (c->kernel_fast_path && c->backend_addr.family == AF_INET) {
 		fprintf(out, "\n\tchain fastpath {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n");
 		if (c->backend_addr.family == AF_INET)
 			fprintf(out, "\t\tip saddr @trust4 ip daddr @tier4 tcp dport %ld dnat ip to %s:%u\n", port, backend,
 			    c->backend_port);
-		else
-			fprintf(out, "\t\tip6 saddr & ffff:ffff:ffff:ffff:: @trust6 ip6 daddr @tier6 tcp dport %ld dnat ip6 to [%s]:%u\n", port,
-			    backend, c->backend_port);
 		fprintf(out, "\t}\n");
 	}
 	fprintf(out, "}\n");

@@ -28,6 +28,7 @@
 
 static struct evconnlistener *control_listener;
 static char control_path[108];
+static ino_t control_inode;	/* ours: a successor's socket at the same path is left alone */
 
 static void
 visit_print(const char *key, int64_t remaining_ms, enum reason why, unsigned count, void *arg)
@@ -200,6 +201,12 @@ control_start(const char *path)
 		log_warn("control socket %s: %s", path, strerror(errno));
 		return -1;
 	}
+	{
+		struct stat st;
+
+		if (stat(path, &st) == 0)
+			control_inode = st.st_ino;
+	}
 	log_info("control socket %s", path);
 	return 0;
 }
@@ -208,8 +215,11 @@ void
 control_stop(void)
 {
 	if (control_listener) {
+		struct stat st;
+
 		evconnlistener_free(control_listener);
 		control_listener = NULL;
-		unlink(control_path);
+		if (stat(control_path, &st) == 0 && st.st_ino == control_inode)
+			unlink(control_path);
 	}
 }

@@ -368,6 +368,18 @@ block_key(const struct history_client *c, char *key)
 	memcpy(key, keys[a.family == AF_INET ? KEY_ADDRESS : KEY_PREFIX], HISTORY_KEY_MAX);
 }
 
+/* drop_pass - a client being blocked loses its pass, and its fast path in the kernel with it. */
+static void
+drop_pass(const char *key)
+{
+	struct history_entry *e = entry_find(key);
+
+	if (e && e->pass_until > now_ms()) {
+		e->pass_until = 0;
+		notify_listing(key, 0, false);
+	}
+}
+
 static int64_t
 entry_block(struct history_entry *e, enum reason why)
 {
@@ -386,6 +398,15 @@ entry_block(struct history_entry *e, enum reason why)
 	return ttl;
 }
 
+static void
+drop_pass_of(const struct history_client *c)
+{
+	char keys[KEY_KINDS][HISTORY_KEY_MAX];
+
+	client_keys(c, keys);
+	drop_pass(keys[KEY_ADDRESS]);
+}
+
 int64_t
 history_block(const struct history_client *c, enum reason why)
 {
@@ -394,6 +415,7 @@ history_block(const struct history_client *c, enum reason why)
 	int64_t ttl;
 
 	block_key(c, key);
+	drop_pass_of(c);
 	if ((e = entry_get(key)) == NULL)
 		return 0;
 	ttl = entry_block(e, why);
@@ -411,6 +433,7 @@ history_block_manual(const struct history_client *c, int64_t ttl_ms)
 	struct history_entry *e;
 
 	block_key(c, key);
+	drop_pass_of(c);
 	if ((e = entry_get(key)) == NULL)
 		return;
 	e->block_until = now_ms() + ttl_ms;
@@ -443,6 +466,9 @@ history_allow(const struct history_client *c, int64_t ttl_ms)
 	char keys[KEY_KINDS][HISTORY_KEY_MAX];
 	struct history_entry *e;
 
+	/* An allow lifts a block, in the kernel too. */
+	if (history_blocked(c, &(enum reason){ REASON_COUNT }))
+		history_unblock(c);
 	client_keys(c, keys);
 	if ((e = entry_get(keys[KEY_ADDRESS])) == NULL)
 		return;

@@ -69,6 +69,13 @@ kernel_listing(const struct netaddr *addr, unsigned prefix_len, int64_t ttl_ms, 
 
 	if (kernel.writer == NULL || (!block && !mxd->config->kernel_fast_path))
 		return;
+	/*
+	 * The fast path DNATs to the backend, so only clients of the backend's
+	 * family can take it; and an IPv6 trust element would be a whole /64
+	 * (the writer keys IPv6 by prefix), trusting neighbours nobody vouched for.
+	 */
+	if (!block && (addr->family != mxd->config->backend_addr.family || addr->family == AF_INET6))
+		return;
 	if (kernel_never_listed(addr, prefix_len)) {
 		log_info("kernel: not listing %s/%u (loopback, backend, tier or own address)",
 		    netaddr_format(addr, text, sizeof(text)), prefix_len);
@@ -108,6 +115,9 @@ kernel_reconfigure(const struct config *c)
 		return;
 	}
 	collect_own_addresses();
+	/* SIGHUP follows a ruleset reload (nft -f replaces the table, emptying its sets): put them back. */
+	if (kernel.writer)
+		nftset_reseed(kernel.writer);
 }
 
 void
