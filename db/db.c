@@ -89,6 +89,7 @@ static struct {
 	TAILQ_HEAD(, db_lookup)	 lookups;
 	size_t			 nlookups;
 	bool			 reader_busy;		/* one query at a time on the reader */
+	int64_t			 read_started_ms;
 	enum { READ_NONE, READ_LOOKUP, READ_LISTINGS } reading;
 	bool			 listings_dirty;
 	struct db_listing	*listings;
@@ -114,6 +115,13 @@ static const char sql_listings[] =
     "FROM listings WHERE expires_at IS NULL OR expires_at > now() LIMIT 100000";
 
 static void dbconn_start(struct dbconn *c);
+
+/* Server notices are for debugging, not for the session log. */
+static void
+notice_to_log(void *arg, const char *message)
+{
+	log_debug("database: %s", message);
+}
 static void writer_flush(void);
 static void reader_next(void);
 
@@ -121,6 +129,38 @@ bool
 db_enabled(void)
 {
 	return db.enabled;
+}
+
+/*
+ * utf8_clean - client-controlled text (PTR names, backend replies) as valid
+ * UTF-8: a byte that does not belong to a well-formed sequence becomes
+ * \\xHH, so no sender can keep its own row out of the table with bad bytes.
+ */
+static const char *
+utf8_clean(char *dst, size_t len, const char *src)
+{
+	size_t o = 0;
+	const unsigned char *p = (const unsigned char *)src;
+
+	if (src == NULL)
+		return NULL;
+	while (*p && o + 5 < len) {
+		size_t n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 ? 4 : 0;
+		bool ok = n > 0 && !(n == 2 && *p < 0xc2);
+
+		for (size_t i = 1; ok && i < n; i++)
+			ok = (p[i] & 0xc0) == 0x80;
+		if (ok && o + n < len) {
+			memcpy(dst + o, p, n);
+			o += n;
+			p += n;
+		} else {
+			o += (size_t)snprintf(dst + o, len - o, "\\x%02x", *p);
+			p++;
+		}
+	}
+	dst[o] = '\0';
+	return dst;
 }
 
 /* wall_time - a timestamp for PostgreSQL, offset_ms from now (UTC). */
@@ -221,6 +261,7 @@ dbconn_poll(struct dbconn *c)
 		dbconn_arm(c, EV_WRITE);
 		return;
 	case PGRES_POLLING_OK:
+		PQsetNoticeProcessor(c->pg, notice_to_log, NULL);
 		if (PQsetnonblocking(c->pg, 1) == -1) {
 			dbconn_fail(c, "cannot go non-blocking");
 			return;
@@ -328,6 +369,8 @@ static void
 queue_push(struct db_event *e)
 {
 	if (e == NULL || db.count >= db.cap) {
+		if (e == NULL || e->sql == sql_record_session)
+			db.stats.sessions_dropped++;
 		free(e);
 		db.stats.dropped++;
 		return;
@@ -648,6 +691,7 @@ reader_next(void)
 		}
 	}
 	l->sent = true;
+	db.read_started_ms = now_ms();
 	db.reading = READ_LOOKUP;
 	db.reader_busy = true;
 	dbconn_flush(c);
@@ -656,8 +700,13 @@ reader_next(void)
 static void
 reader_up(struct dbconn *c)
 {
+	char sql[64];
 	PGresult *res = PQexec(c->pg, "LISTEN mxtier_listings");
 
+	PQclear(res);
+	/* A read that waits on a lock is given up by the server too, not only by us. */
+	snprintf(sql, sizeof(sql), "SET statement_timeout = %lld", (long long)(mxd->config->db_read_budget * 10));
+	res = PQexec(c->pg, sql);
 	PQclear(res);
 	PQsetnonblocking(c->pg, 1);
 	db.listings_dirty = true;
@@ -689,6 +738,9 @@ db_lookup_client(struct session *s)
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
 	if (!db.enabled || db.reader.state != DBC_UP || db.nlookups >= DB_LOOKUPS_MAX)
+		return false;
+	/* A read already over its budget (a locked table): answer neutral at once until it returns. */
+	if (db.reader_busy && now_ms() - db.read_started_ms > s->config->db_read_budget)
 		return false;
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		return false;
@@ -739,6 +791,7 @@ db_record_session(const struct session *s)
 {
 	char id[64], started[48], ended[48], client[NETADDR_STRLEN], prefix[NETADDR_STRLEN + 8], rcpts[16];
 	char messages[16], reasons[1024] = "{", score[16], bytes[24], duration[16];
+	char rdns[1100], helo[1100], from[1100], rcpt[1100], reply[1100], domain[1100];
 	struct netaddr p = s->client;
 	int64_t now = now_ms();
 	size_t used = 1;
@@ -771,20 +824,20 @@ db_record_session(const struct session *s)
 	values[4] = tier_role_name(s->tier);
 	values[5] = client;
 	values[6] = prefix;
-	values[7] = s->dns.ptr_name[0] ? s->dns.ptr_name : NULL;
+	values[7] = s->dns.ptr_name[0] ? utf8_clean(rdns, sizeof(rdns), s->dns.ptr_name) : NULL;
 	values[8] = s->dns.fcrdns ? "true" : "false";
-	values[9] = s->helo[0] ? s->helo : NULL;
-	values[10] = s->log_from[0] ? s->log_from : NULL;
+	values[9] = s->helo[0] ? utf8_clean(helo, sizeof(helo), s->helo) : NULL;
+	values[10] = s->log_from[0] ? utf8_clean(from, sizeof(from), s->log_from) : NULL;
 	values[11] = rcpts;
-	values[12] = s->first_rcpt[0] ? s->first_rcpt : NULL;
+	values[12] = s->first_rcpt[0] ? utf8_clean(rcpt, sizeof(rcpt), s->first_rcpt) : NULL;
 	values[13] = messages;
 	values[14] = verdict_name(s->verdict);
 	values[15] = reasons;
 	values[16] = score;
 	values[17] = bytes;
 	values[18] = duration;
-	values[19] = s->backend_reply[0] ? s->backend_reply : NULL;
-	values[20] = s->dns.fcrdns ? s->dns.domain : NULL;
+	values[19] = s->backend_reply[0] ? utf8_clean(reply, sizeof(reply), s->backend_reply) : NULL;
+	values[20] = s->dns.fcrdns ? utf8_clean(domain, sizeof(domain), s->dns.domain) : NULL;
 	queue_push(event_new_params(sql_record_session, DB_PARAMS_MAX, values));
 }
 
@@ -856,6 +909,8 @@ schema_check(const struct config *c)
 	res = PQexec(pg, "SELECT coalesce(max(version), 0) FROM mxtier_schema_migrations");
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
 		have = atoi(PQgetvalue(res, 0, 0));
+	else if (!strstr(PQresultErrorMessage(res), "does not exist"))
+		log_warn("database: cannot read the schema version: %s", PQresultErrorMessage(res));
 	PQclear(res);
 	PQfinish(pg);
 	if (have < need) {

@@ -20,7 +20,8 @@ struct session;
 struct db_stats {
 	bool		connected;
 	uint64_t	written;
-	uint64_t	dropped;
+	uint64_t	dropped;		/* events (session rows and contact news) */
+	uint64_t	sessions_dropped;	/* of which session rows */
 	uint64_t	errors;
 	uint64_t	reconnects;
 	uint64_t	reads_late;

@@ -59,6 +59,7 @@ control_status(struct evbuffer *out)
 		evbuffer_add_printf(out, "db_connected %s\n", ds.connected ? "yes" : "no");
 		evbuffer_add_printf(out, "db_written %llu\n", (unsigned long long)ds.written);
 		evbuffer_add_printf(out, "db_dropped %llu\n", (unsigned long long)ds.dropped);
+		evbuffer_add_printf(out, "db_sessions_dropped %llu\n", (unsigned long long)ds.sessions_dropped);
 		evbuffer_add_printf(out, "db_errors %llu\n", (unsigned long long)ds.errors);
 		evbuffer_add_printf(out, "db_reconnects %llu\n", (unsigned long long)ds.reconnects);
 		evbuffer_add_printf(out, "db_reads_late %llu\n", (unsigned long long)ds.reads_late);

@@ -47,6 +47,9 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
 DECLARE
 	part text := 'sessions_' || to_char(day, 'YYYYMMDD');
 BEGIN
+	IF to_regclass(part) IS NOT NULL THEN
+		RETURN;
+	END IF;
 	EXECUTE format('CREATE TABLE IF NOT EXISTS %I PARTITION OF sessions FOR VALUES FROM (%L) TO (%L)',
 	    part, day::timestamptz, (day + 1)::timestamptz);
 END $$;
@@ -58,6 +61,8 @@ DECLARE
 	r record;
 	dropped integer := 0;
 BEGIN
+	-- Today's partition is never dropped, whatever the caller asks.
+	keep_days := GREATEST(keep_days, 1);
 	FOR r IN SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 	    JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'sessions'
 	    AND c.relname ~ '^sessions_[0-9]{8}$'
@@ -231,6 +236,17 @@ BEGIN
 		CREATE ROLE mxtier_reader NOLOGIN;
 	END IF;
 END $$;
+-- Functions are executable by PUBLIC by default; the definer's rights must be mxtier_writer's alone.
+REVOKE EXECUTE ON FUNCTION mxtier_session_partition(date), mxtier_session_retention(integer),
+	mxtier_reputation_add(text, text, text, text[], timestamptz),
+	mxtier_record_session(text, text, timestamptz, timestamptz, text, inet, cidr, text, boolean, text, text,
+	    integer, text, integer, text, text[], integer, bigint, integer, text, text),
+	mxtier_contact(text, timestamptz, timestamptz, timestamptz, timestamptz, boolean, timestamptz,
+	    timestamptz, text) FROM PUBLIC;
+-- mxtierctl creates the version table before the first migration; the daemon reads it at start.
+CREATE TABLE IF NOT EXISTS mxtier_schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
+	applied_at timestamptz NOT NULL DEFAULT now());
+GRANT SELECT ON mxtier_schema_migrations TO mxtier_writer, mxtier_reader;
 GRANT SELECT, INSERT ON sessions TO mxtier_writer;
 GRANT SELECT, INSERT, UPDATE ON reputation, contacts, appliances TO mxtier_writer;
 GRANT SELECT, INSERT, UPDATE, DELETE ON listings TO mxtier_writer;
