@@ -27,6 +27,8 @@
 #define DB_LOOKUPS_MAX		1024
 #define DB_LISTINGS_MAX		100000
 #define DB_LOG_EVERY_MS		10000	/* rate limit for repeated errors */
+#define DB_REPUTATION_SCORE	10	/* |score| at which an address is fast-tracked or refused */
+#define DB_REPUTATION_EVERY_S	60
 
 /* One statement with its parameters, in one allocation. */
 struct db_event {
@@ -90,8 +92,12 @@ static struct {
 	size_t			 nlookups;
 	bool			 reader_busy;		/* one query at a time on the reader */
 	int64_t			 read_started_ms;
-	enum { READ_NONE, READ_LOOKUP, READ_LISTINGS } reading;
+	enum { READ_NONE, READ_LOOKUP, READ_LISTINGS, READ_REPUTATION } reading;
 	bool			 listings_dirty;
+	bool			 reputation_due;
+	struct event		*reputation_timer;
+	struct netaddr		*rep_good, *rep_bad;	/* sorted, for bsearch */
+	size_t			 nrep_good, nrep_bad;
 	struct db_listing	*listings;
 	size_t			 nlistings;
 } db = { .lookups = TAILQ_HEAD_INITIALIZER(db.lookups) };
@@ -110,6 +116,9 @@ static const char sql_lookup[] =
     "(extract(epoch FROM pass_until - now()) * 1000)::bigint, "
     "(extract(epoch FROM block_until - now()) * 1000)::bigint, block_reason "
     "FROM contacts WHERE key = ANY ($1::text[])";
+static const char sql_reputation[] =
+    "SELECT key, score FROM reputation WHERE kind = 'address' AND (score >= $1::integer OR score <= -$1::integer) "
+    "ORDER BY last_seen DESC LIMIT 100000";
 static const char sql_listings[] =
     "SELECT network::text, kind, coalesce((extract(epoch FROM expires_at - now()) * 1000)::bigint, 0) "
     "FROM listings WHERE expires_at IS NULL OR expires_at > now() LIMIT 100000";
@@ -614,6 +623,76 @@ listings_apply(PGresult *res)
 	log_info("database: %zu listings loaded", n);
 }
 
+static int
+netaddr_cmp(const void *a, const void *b)
+{
+	const struct netaddr *x = a, *y = b;
+
+	if (x->family != y->family)
+		return x->family - y->family;
+	return memcmp(x->bytes, y->bytes, sizeof(x->bytes));
+}
+
+/* reputation_apply - well- and ill-reputed addresses, as sorted arrays the connect path searches. */
+static void
+reputation_apply(PGresult *res)
+{
+	size_t n = (size_t)PQntuples(res), ng = 0, nb = 0;
+	struct netaddr *good = calloc(n + 1, sizeof(*good)), *bad = calloc(n + 1, sizeof(*bad));
+
+	if (good == NULL || bad == NULL) {
+		free(good);
+		free(bad);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct netaddr a;
+
+		memset(&a, 0, sizeof(a));
+		if (netaddr_parse(PQgetvalue(res, (int)i, 0), &a) == -1)
+			continue;
+		netaddr_normalize(&a);
+		if (atoi(PQgetvalue(res, (int)i, 1)) > 0)
+			good[ng++] = a;
+		else
+			bad[nb++] = a;
+	}
+	qsort(good, ng, sizeof(*good), netaddr_cmp);
+	qsort(bad, nb, sizeof(*bad), netaddr_cmp);
+	free(db.rep_good);
+	free(db.rep_bad);
+	db.rep_good = good;
+	db.rep_bad = bad;
+	db.nrep_good = ng;
+	db.nrep_bad = nb;
+	log_debug("database: reputation: %zu good, %zu bad addresses", ng, nb);
+}
+
+int
+db_reputation(const struct netaddr *addr)
+{
+	struct netaddr key;
+
+	memset(&key, 0, sizeof(key));
+	key.family = addr->family;
+	memcpy(key.bytes, addr->bytes, addr->family == AF_INET ? 4 : 16);
+	if (db.nrep_bad && bsearch(&key, db.rep_bad, db.nrep_bad, sizeof(key), netaddr_cmp))
+		return -1;
+	if (db.nrep_good && bsearch(&key, db.rep_good, db.nrep_good, sizeof(key), netaddr_cmp))
+		return 1;
+	return 0;
+}
+
+static void
+reputation_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct timeval tv = { DB_REPUTATION_EVERY_S, 0 };
+
+	db.reputation_due = true;
+	reader_next();
+	evtimer_add(db.reputation_timer, &tv);
+}
+
 static void
 reader_input(struct dbconn *c)
 {
@@ -639,6 +718,8 @@ reader_input(struct dbconn *c)
 				lookup_apply(res);
 			else if (db.reading == READ_LISTINGS)
 				listings_apply(res);
+			else if (db.reading == READ_REPUTATION)
+				reputation_apply(res);
 		} else if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			log_limited(c, "query failed", PQresultErrorMessage(res));
 		}
@@ -662,6 +743,21 @@ reader_next(void)
 		}
 		db.listings_dirty = false;
 		db.reading = READ_LISTINGS;
+		db.reader_busy = true;
+		dbconn_flush(c);
+		return;
+	}
+	if (db.reputation_due) {
+		char score[16];
+		const char *values[1] = { score };
+
+		snprintf(score, sizeof(score), "%d", DB_REPUTATION_SCORE);
+		if (!PQsendQueryParams(c->pg, sql_reputation, 1, NULL, values, NULL, NULL, 0)) {
+			dbconn_fail(c, "send failed");
+			return;
+		}
+		db.reputation_due = false;
+		db.reading = READ_REPUTATION;
 		db.reader_busy = true;
 		dbconn_flush(c);
 		return;
@@ -710,6 +806,7 @@ reader_up(struct dbconn *c)
 	PQclear(res);
 	PQsetnonblocking(c->pg, 1);
 	db.listings_dirty = true;
+	db.reputation_due = true;
 	reader_next();
 }
 
@@ -876,13 +973,35 @@ maintenance_cb(evutil_socket_t fd, short what, void *arg)
 	const char *values[4];
 	struct timeval tv = { 60, 0 };
 
-	values[0] = db.appliance;
-	values[1] = "0.1";
-	values[2] = mxd->shedding ? "true" : "false";
-	values[3] = mxd->backend_up ? "false" : "true";
-	queue_push(event_new_params("INSERT INTO appliances (name, version, shedding, backend_down, heartbeat) "
-	    "VALUES ($1, $2, $3::boolean, $4::boolean, now()) ON CONFLICT (name) DO UPDATE SET version = $2, "
-	    "shedding = $3::boolean, backend_down = $4::boolean, heartbeat = now()", 4, values));
+	char tiers[4096];
+	size_t used = 0;
+	const char *hb[5];
+
+	/* The tier map as JSON: {"primary": ["192.0.2.10"], ...}; addresses need no escaping. */
+	used += (size_t)snprintf(tiers, sizeof(tiers), "{");
+	for (int t = 0; t < TIER_COUNT && used < sizeof(tiers); t++) {
+		const struct addr_list *l = &mxd->config->tier_ips[t];
+
+		used += (size_t)snprintf(tiers + used, sizeof(tiers) - used, "%s\"%s\": [", t ? ", " : "", tier_role_name(t));
+		for (size_t i = 0; i < l->count && used < sizeof(tiers); i++) {
+			char a[NETADDR_STRLEN];
+
+			used += (size_t)snprintf(tiers + used, sizeof(tiers) - used, "%s\"%s\"", i ? ", " : "",
+			    netaddr_format(&l->items[i], a, sizeof(a)));
+		}
+		if (used < sizeof(tiers))
+			used += (size_t)snprintf(tiers + used, sizeof(tiers) - used, "]");
+	}
+	if (used < sizeof(tiers))
+		snprintf(tiers + used, sizeof(tiers) - used, "}");
+	hb[0] = db.appliance;
+	hb[1] = "0.1";
+	hb[2] = mxd->shedding ? "true" : "false";
+	hb[3] = mxd->backend_up ? "false" : "true";
+	hb[4] = used < sizeof(tiers) ? tiers : "{}";
+	queue_push(event_new_params("INSERT INTO appliances (name, version, shedding, backend_down, tier_map, heartbeat) "
+	    "VALUES ($1, $2, $3::boolean, $4::boolean, $5::jsonb, now()) ON CONFLICT (name) DO UPDATE SET version = $2, "
+	    "shedding = $3::boolean, backend_down = $4::boolean, tier_map = $5::jsonb, heartbeat = now()", 5, hb));
 	snprintf(retention, sizeof(retention), "%lld", (long long)mxd->config->db_retention_days);
 	values[0] = retention;
 	queue_push(event_new_params("SELECT mxtier_session_retention($1::integer)", 1, values));
@@ -934,7 +1053,9 @@ db_start(const struct config *c)
 	db.queue = calloc(db.cap, sizeof(*db.queue));
 	db.flush_timer = evtimer_new(mxd->base, flush_timer_cb, NULL);
 	db.maintenance_timer = evtimer_new(mxd->base, maintenance_cb, NULL);
-	if (!db.conninfo || !db.appliance || !db.queue || !db.flush_timer || !db.maintenance_timer)
+	db.reputation_timer = evtimer_new(mxd->base, reputation_timer_cb, NULL);
+	if (!db.conninfo || !db.appliance || !db.queue || !db.flush_timer || !db.maintenance_timer ||
+	    !db.reputation_timer)
 		fatalx("database: out of memory");
 	db.writer = (struct dbconn){ .name = "writer", .on_up = writer_up, .on_input = writer_input, .on_down = writer_down };
 	db.reader = (struct dbconn){ .name = "reader", .on_up = reader_up, .on_input = reader_input, .on_down = reader_down };
@@ -943,6 +1064,11 @@ db_start(const struct config *c)
 	dbconn_start(&db.writer);
 	dbconn_start(&db.reader);
 	maintenance_cb(-1, 0, NULL);
+	{
+		struct timeval tv = { DB_REPUTATION_EVERY_S, 0 };
+
+		evtimer_add(db.reputation_timer, &tv);
+	}
 	log_info("database: appliance %s, queue %zu events", db.appliance, db.cap);
 	return 0;
 }
@@ -981,6 +1107,10 @@ db_stop(void)
 	free(db.queue);
 	event_free(db.flush_timer);
 	event_free(db.maintenance_timer);
+	event_free(db.reputation_timer);
+	free(db.rep_good);
+	free(db.rep_bad);
+	db.nrep_good = db.nrep_bad = 0;
 	free(db.listings);
 	free(db.conninfo);
 	free(db.appliance);

@@ -47,5 +47,7 @@ void	db_abandon_lookup(struct session *s);
 
 /* A network listed allow/block by an operator in the database: 1 block, -1 allow, 0 none. */
 int	db_listing(const struct netaddr *addr);
+/* Reputation of an address across appliances (score beyond +-10): 1 good, -1 bad, 0 neither. */
+int	db_reputation(const struct netaddr *addr);
 
 #endif

@@ -51,12 +51,23 @@ struct relay {
 	char			 first_command[SMTP_COMMAND_LINE_MAX + 64];
 	size_t			 first_command_len;
 	struct backend_caps	 caps;
+	struct outq		 out;		/* commands and data leave once per loop pass */
 };
 
 static void relay_read_cb(struct bufferevent *bev, void *arg);
 static void relay_write_cb(struct bufferevent *bev, void *arg);
 static void relay_event_cb(struct bufferevent *bev, short what, void *arg);
 static void relay_timer_cb(evutil_socket_t fd, short what, void *arg);
+
+/* relay_drained - all written: a session holding back message data may go on. */
+static void
+relay_drained(void *arg)
+{
+	struct relay *r = arg;
+
+	if (r->state == RELAY_STREAMING && r->session)
+		session_backend_drained(r->session);
+}
 
 static void
 relay_enter_state(struct relay *r, enum relay_state next)
@@ -94,6 +105,8 @@ relay_send(struct relay *r, const char *line, size_t len)
 {
 	memset(&r->reply, 0, sizeof(r->reply));
 	evbuffer_add(bufferevent_get_output(r->bev), line, len);
+	if (r->state != RELAY_CONNECTING)
+		outq_kick(&r->out);
 }
 
 /*
@@ -159,7 +172,12 @@ relay_start(struct session *s, const char *first_command, size_t len)
 		relay_free(r);
 		return NULL;
 	}
-	bufferevent_enable(r->bev, EV_READ | EV_WRITE);
+	/* EV_WRITE only when a flush could not finish (outq); connecting works without it. */
+	bufferevent_enable(r->bev, EV_READ);
+	if (outq_init(&r->out, r->bev, relay_drained, r) == -1) {
+		relay_free(r);
+		return NULL;
+	}
 	relay_arm_timer(r, c->backend_connect_timeout);
 	return r;
 }
@@ -171,6 +189,7 @@ relay_free(struct relay *r)
 		return;
 	if (r->timer)
 		event_free(r->timer);
+	outq_free(&r->out);
 	if (r->bev)
 		bufferevent_free(r->bev);
 	free(r);
@@ -229,6 +248,7 @@ relay_connected(struct relay *r)
 	}
 	relay_enter_state(r, RELAY_GREETING);
 	relay_arm_timer(r, c->backend_timeout);
+	outq_kick(&r->out);
 	return true;
 }
 
@@ -370,6 +390,9 @@ relay_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct relay *r = arg;
 
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		bufferevent_disable(bev, EV_WRITE);
+
 	if (r->state == RELAY_STREAMING && r->session)
 		session_backend_drained(r->session);
 }
@@ -430,6 +453,7 @@ void
 relay_data_move(struct relay *r, struct evbuffer *src, size_t len)
 {
 	evbuffer_remove_buffer(src, bufferevent_get_output(r->bev), len);
+	outq_kick(&r->out);
 }
 
 void

@@ -32,6 +32,7 @@ static void session_read_cb(struct bufferevent *bev, void *arg);
 static void session_write_cb(struct bufferevent *bev, void *arg);
 static void session_event_cb(struct bufferevent *bev, short what, void *arg);
 static void session_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void session_drained(void *arg);
 static void session_finish_banner(struct session *s);
 
 const char *
@@ -93,6 +94,7 @@ session_reply_raw(struct session *s, const char *text, size_t len)
 	if (s->state == SESSION_CLOSING)
 		return;
 	evbuffer_add(bufferevent_get_output(s->bev), text, len);
+	outq_kick(&s->out);
 }
 
 void
@@ -107,6 +109,7 @@ session_reply(struct session *s, const char *fmt, ...)
 	evbuffer_add_vprintf(out, fmt, ap);
 	va_end(ap);
 	evbuffer_add(out, "\r\n", 2);
+	outq_kick(&s->out);
 }
 
 /* session_close - queue a last reply, stop reading; freed once it is written. */
@@ -126,7 +129,7 @@ session_close(struct session *s, const char *fmt, ...)
 	}
 	session_enter_state(s, SESSION_CLOSING);
 	bufferevent_disable(s->bev, EV_READ);
-	bufferevent_enable(s->bev, EV_WRITE);
+	outq_kick(&s->out);
 	if (s->relay) {
 		relay_quit(s->relay);
 		s->relay = NULL;
@@ -214,6 +217,7 @@ session_free(struct session *s)
 		relay_free(s->relay);
 	if (s->timer)
 		event_free(s->timer);
+	outq_free(&s->out);
 	if (s->bev)
 		bufferevent_free(s->bev);
 	if (s->counted)
@@ -366,7 +370,12 @@ session_accept(int fd, const struct sockaddr *peer, enum tier_role tier)
 	}
 	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIGH);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	/* EV_WRITE only when a flush could not finish (outq). */
+	bufferevent_enable(s->bev, EV_READ);
+	if (outq_init(&s->out, s->bev, session_drained, s) == -1) {
+		session_free(s);
+		return;
+	}
 
 	s->counted = true;
 	if (mxd->active_sessions > (size_t)c->max_sessions) {
@@ -548,10 +557,24 @@ session_read_cb(struct bufferevent *bev, void *arg)
 	session_process_input(s);
 }
 
+/* session_drained - everything queued was written: a closing session is done. */
+static void
+session_drained(void *arg)
+{
+	struct session *s = arg;
+
+	if (s->state == SESSION_CLOSING && s->stutter_sent == s->stutter_len)
+		session_free(s);
+}
+
 static void
 session_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
+
+	/* libevent finished what a flush could not: back to flushing ourselves. */
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		bufferevent_disable(bev, EV_WRITE);
 
 	if (s->state == SESSION_CLOSING) {
 		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 && s->stutter_sent == s->stutter_len)
@@ -585,6 +608,7 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 		struct timeval tv = { s->config->tarpit_delay / 1000, (s->config->tarpit_delay % 1000) * 1000 };
 
 		evbuffer_add(bufferevent_get_output(s->bev), s->stutter + s->stutter_sent++, 1);
+		outq_kick(&s->out);
 		if (s->stutter_sent < s->stutter_len)
 			evtimer_add(s->timer, &tv);
 		else

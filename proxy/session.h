@@ -10,6 +10,7 @@
 #include "data_reader.h"
 #include "dns.h"
 #include "netaddr.h"
+#include "outq.h"
 #include "reply_parser.h"
 #include "smtp_parse.h"
 #include "verdict.h"
@@ -96,6 +97,7 @@ struct session {
 	char			 client_text[NETADDR_STRLEN];
 
 	struct bufferevent	*bev;
+	struct outq		 out;		/* replies leave once per loop pass */
 	struct event		*timer;
 	enum session_state	 state;
 	int64_t			 started_ms, deadline_ms, data_started_ms;

@@ -42,6 +42,8 @@ static const char *const reason_names[REASON_COUNT] = {
 	[REASON_HIT_AND_RUN] = "hit-and-run",
 	[REASON_LOAD_SHED] = "load-shed",
 	[REASON_MANUAL] = "manual",
+	[REASON_REPUTATION_GOOD] = "reputation-good",
+	[REASON_REPUTATION_BAD] = "reputation-bad",
 };
 
 static const char *const verdict_names[VERDICT_COUNT] = {
@@ -58,6 +60,7 @@ static const struct check *const check_table[] = {
 	&check_dynamic_rdns,
 	&check_dynamic_range,
 	&check_dnsbl,
+	&check_reputation,
 	&check_non_smtp,
 	&check_pregreet,
 	&check_pipelining,
@@ -135,6 +138,7 @@ trusted(const struct session *s)
 {
 	return s->verdict == VERDICT_RELAY &&
 	    (s->reasons & ((UINT64_C(1) << REASON_ALLOWLIST) | (UINT64_C(1) << REASON_PASSED) |
+	    (UINT64_C(1) << REASON_REPUTATION_GOOD) |
 	    (UINT64_C(1) << REASON_DNSWL) | (UINT64_C(1) << REASON_RETRIED)));
 }
 
@@ -169,6 +173,12 @@ verdict_at_connect(struct session *s)
 	if (history_passed(&hc)) {
 		history_record_contact(&hc, s->tier);
 		session_set_verdict(s, VERDICT_RELAY, REASON_PASSED);
+		return ACTION_RELAY;
+	}
+	/* The shared reputation (database): the well-reputed are fast-tracked; the ill-reputed are suspects (checks/reputation.c). */
+	if (db_reputation(&s->client) > 0) {
+		history_record_contact(&hc, s->tier);
+		session_set_verdict(s, VERDICT_RELAY, REASON_REPUTATION_GOOD);
 		return ACTION_RELAY;
 	}
 	/* Load shedding is the primary's alone: the secondary is where real MTAs go next. */

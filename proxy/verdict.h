@@ -36,6 +36,8 @@ enum reason {
 	REASON_HIT_AND_RUN,
 	REASON_LOAD_SHED,
 	REASON_MANUAL,			/* an operator's block (mxtierctl block add) */
+	REASON_REPUTATION_GOOD,		/* shared reputation score >= 10 */
+	REASON_REPUTATION_BAD,		/* shared reputation score <= -10 */
 	REASON_COUNT			/* at most 64: reasons are a bit set */
 };
 

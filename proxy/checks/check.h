@@ -41,6 +41,7 @@ extern const struct check check_dynamic_range;
 extern const struct check check_dnsbl;
 extern const struct check check_helo_invalid;
 extern const struct check check_trap_recipient;
+extern const struct check check_reputation;
 
 /* A net negative DNSBL score: listed by allow-lists. */
 bool dnsbl_allowlisted(const struct session *s);

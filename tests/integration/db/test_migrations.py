@@ -86,7 +86,7 @@ def test_daemon_on_unmigrated_database(dbw, backend, connect):
     d.session_for(c)
     # nothing was created behind the operator's back
     assert dbw.value("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == "0"
-    from conftest import status
+    from dblib import status
     assert status(d).get("db_connected") == "no"
 
 
