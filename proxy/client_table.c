@@ -1,4 +1,5 @@
 #include "client_table.h"
+#include "hash.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,15 +20,7 @@ struct client_table {
 static size_t
 client_hash(const struct netaddr *key)
 {
-	/* FNV-1a over the key bytes. */
-	uint32_t h = 2166136261u;
-	size_t n = key->family == AF_INET ? 4 : 16;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= key->bytes[i];
-		h *= 16777619u;
-	}
-	return h & (CLIENT_TABLE_BUCKETS - 1);
+	return hash_fnv1a(key->bytes, key->family == AF_INET ? 4 : 16) & (CLIENT_TABLE_BUCKETS - 1);
 }
 
 struct client_table *

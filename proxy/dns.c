@@ -16,6 +16,7 @@
 #include <sys/queue.h>
 
 #include "daemon.h"
+#include "hash.h"
 #include "log.h"
 
 #define DNS_CACHE_BUCKETS 8192
@@ -48,13 +49,7 @@ static struct {
 static size_t
 key_hash(const char *key)
 {
-	uint32_t h = 2166136261u;
-
-	for (; *key; key++) {
-		h ^= (uint8_t)*key;
-		h *= 16777619u;
-	}
-	return h & (DNS_CACHE_BUCKETS - 1);
+	return hash_fnv1a(key, strlen(key)) & (DNS_CACHE_BUCKETS - 1);
 }
 
 static void

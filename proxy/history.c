@@ -8,6 +8,7 @@
 #include <event2/event.h>
 
 #include "daemon.h"
+#include "hash.h"
 #include "log.h"
 
 #define HISTORY_BUCKETS		65536
@@ -100,13 +101,7 @@ notify_listing(const char *key, int64_t ttl_ms, bool block)
 static size_t
 key_hash(const char *key)
 {
-	uint32_t h = 2166136261u;
-
-	for (; *key; key++) {
-		h ^= (uint8_t)*key;
-		h *= 16777619u;
-	}
-	return h & (HISTORY_BUCKETS - 1);
+	return hash_fnv1a(key, strlen(key)) & (HISTORY_BUCKETS - 1);
 }
 
 /* client_keys - the keys a client is known by; returns how many (domain only when confirmed). */
