@@ -90,9 +90,10 @@ static struct {
 	struct db_stats		 stats;
 	TAILQ_HEAD(, db_lookup)	 lookups;
 	size_t			 nlookups;
+	bool			 writer_setup;		/* the writer's SET is in flight: no pipeline yet */
 	bool			 reader_busy;		/* one query at a time on the reader */
 	int64_t			 read_started_ms;
-	enum { READ_NONE, READ_LOOKUP, READ_LISTINGS, READ_REPUTATION } reading;
+	enum { READ_NONE, READ_SETUP, READ_LOOKUP, READ_LISTINGS, READ_REPUTATION } reading;
 	bool			 listings_dirty;
 	bool			 reputation_due;
 	struct event		*reputation_timer;
@@ -418,7 +419,7 @@ writer_flush(void)
 	struct dbconn *c = &db.writer;
 	size_t sent = 0;
 
-	if (c->state != DBC_UP)
+	if (c->state != DBC_UP || db.writer_setup)
 		return;
 	/* Each event is its own transaction (a Sync after it): one bad row never takes its batch along. */
 	while (db.inflight < db.count && db.inflight < DB_INFLIGHT_MAX && sent < DB_SEND_BATCH) {
@@ -452,6 +453,21 @@ flush_timer_cb(evutil_socket_t fd, short what, void *arg)
 static void
 writer_input(struct dbconn *c)
 {
+	while (db.writer_setup && !PQisBusy(c->pg)) {
+		PGresult *res = PQgetResult(c->pg);
+
+		if (res != NULL) {
+			PQclear(res);
+			continue;
+		}
+		db.writer_setup = false;
+		if (PQenterPipelineMode(c->pg) == 0) {
+			dbconn_fail(c, "cannot enter pipeline mode");
+			return;
+		}
+	}
+	if (db.writer_setup)
+		return;
 	while (db.inflight > 0 && !PQisBusy(c->pg)) {
 		PGresult *res = PQgetResult(c->pg);
 
@@ -477,22 +493,23 @@ writer_input(struct dbconn *c)
 static void
 writer_up(struct dbconn *c)
 {
-	PGresult *res;
-
-	/* Losing the last few rows in a crash is fine; waiting for fsync per row is not. */
-	res = PQexec(c->pg, "SET synchronous_commit = off");
-	PQclear(res);
-	PQsetnonblocking(c->pg, 1);
-	if (PQenterPipelineMode(c->pg) == 0) {
-		dbconn_fail(c, "cannot enter pipeline mode");
+	/*
+	 * Losing the last few rows in a crash is fine; waiting for fsync per row
+	 * is not. Sent without waiting (PQexec would block the loop): pipeline
+	 * mode starts once its result is in.
+	 */
+	if (!PQsendQuery(c->pg, "SET synchronous_commit = off")) {
+		dbconn_fail(c, "send failed");
 		return;
 	}
-	writer_flush();
+	db.writer_setup = true;
+	dbconn_flush(c);
 }
 
 static void
 writer_down(struct dbconn *c)
 {
+	db.writer_setup = false;
 	/* Unconfirmed events go again after reconnecting: the rows are keyed, so a resend changes nothing twice. */
 	db.inflight = 0;
 	db.stats.connected = false;
@@ -796,18 +813,23 @@ reader_next(void)
 static void
 reader_up(struct dbconn *c)
 {
-	char sql[64];
-	PGresult *res = PQexec(c->pg, "LISTEN mxtier_listings");
+	char sql[128];
 
-	PQclear(res);
-	/* A read that waits on a lock is given up by the server too, not only by us. */
-	snprintf(sql, sizeof(sql), "SET statement_timeout = %lld", (long long)(mxd->config->db_read_budget * 10));
-	res = PQexec(c->pg, sql);
-	PQclear(res);
-	PQsetnonblocking(c->pg, 1);
+	/*
+	 * LISTEN, and a server-side limit so a read stuck on a lock is given up
+	 * there too; sent without waiting, its results are consumed like any read.
+	 */
+	snprintf(sql, sizeof(sql), "LISTEN mxtier_listings; SET statement_timeout = %lld",
+	    (long long)(mxd->config->db_read_budget * 10));
+	if (!PQsendQuery(c->pg, sql)) {
+		dbconn_fail(c, "send failed");
+		return;
+	}
+	db.reading = READ_SETUP;
+	db.reader_busy = true;
 	db.listings_dirty = true;
 	db.reputation_due = true;
-	reader_next();
+	dbconn_flush(c);
 }
 
 static void
@@ -853,7 +875,8 @@ db_lookup_client(struct session *s)
 	db.nlookups++;
 	s->db_lookup = l;
 	reader_next();
-	return true;
+	/* reader_next may have failed the connection and answered the lookup already. */
+	return s->db_lookup != NULL;
 }
 
 void

@@ -156,7 +156,13 @@ relay_start(struct session *s, const char *first_command, size_t len)
 	r->session = s;
 	memcpy(r->first_command, first_command, len);
 	r->first_command_len = len;
-	r->bev = bufferevent_socket_new(mxd->base, relay_socket(s), BEV_OPT_CLOSE_ON_FREE);
+	{
+		evutil_socket_t fd = relay_socket(s);
+
+		r->bev = bufferevent_socket_new(mxd->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		if (r->bev == NULL && fd >= 0)
+			close(fd);
+	}
 	r->timer = evtimer_new(mxd->base, relay_timer_cb, r);
 	if (r->bev == NULL || r->timer == NULL) {
 		relay_free(r);

@@ -129,6 +129,7 @@ session_close(struct session *s, const char *fmt, ...)
 	}
 	session_enter_state(s, SESSION_CLOSING);
 	bufferevent_disable(s->bev, EV_READ);
+	client_dns_abandon(s);
 	outq_kick(&s->out);
 	if (s->relay) {
 		relay_quit(s->relay);
@@ -309,6 +310,9 @@ session_start_banner(struct session *s, bool fast)
 void
 session_dns_done(struct session *s)
 {
+	/* A session closed while it was resolving (shutdown, deadline) must not come back to life. */
+	if (s->state != SESSION_RESOLVING)
+		return;
 	evtimer_del(s->timer);
 	switch (verdict_at_greeting(s)) {
 	case ACTION_TEMPFAIL:
@@ -563,8 +567,14 @@ session_drained(void *arg)
 {
 	struct session *s = arg;
 
-	if (s->state == SESSION_CLOSING && s->stutter_sent == s->stutter_len)
-		session_free(s);
+	if (s->state == SESSION_CLOSING) {
+		if (s->stutter_sent == s->stutter_len)
+			session_free(s);
+		return;
+	}
+	/* Commands held back while replies piled up may run now. */
+	if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
+		session_process_input(s);
 }
 
 static void
