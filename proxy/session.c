@@ -33,7 +33,6 @@ static void session_write_cb(struct bufferevent *bev, void *arg);
 static void session_event_cb(struct bufferevent *bev, short what, void *arg);
 static void session_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void session_drained(void *arg);
-static void session_finish_banner(struct session *s);
 
 const char *
 session_state_name(enum session_state st)
@@ -286,6 +285,17 @@ session_refuse(struct session *s)
 		session_close(s, "421 4.7.0 %s Service temporarily unavailable, try again later", host);
 }
 
+/* session_finish_banner - the last banner line; whatever the client sent before it was pregreet. */
+static void
+session_finish_banner(struct session *s)
+{
+	s->obs.pregreet_bytes += evbuffer_get_length(bufferevent_get_input(s->bev));
+	session_reply(s, "220 %s ESMTP mxtier", s->config->hostname);
+	session_enter_state(s, SESSION_HELO);
+	session_arm_command_timer(s);
+	session_process_input(s);
+}
+
 /* session_start_banner - the greeting verdict let the client in: banner, with the pregreet wait. */
 static void
 session_start_banner(struct session *s, bool fast)
@@ -293,17 +303,31 @@ session_start_banner(struct session *s, bool fast)
 	const struct config *c = s->config;
 
 	if (fast || c->greet_wait == 0) {
-		s->obs.pregreet_bytes += evbuffer_get_length(bufferevent_get_input(s->bev));
-		session_reply(s, "220 %s ESMTP mxtier", c->hostname);
-		session_enter_state(s, SESSION_HELO);
-		session_arm_command_timer(s);
-		session_process_input(s);
+		session_finish_banner(s);
 		return;
 	}
 	/* Multi-line banner: a client that talks before the last line is a pregreet client. */
 	session_reply(s, "220-%s ESMTP mxtier", c->hostname);
 	session_enter_state(s, SESSION_GREETING);
 	session_arm_timer(s, c->greet_wait);
+}
+
+/* session_greet - act on a greeting verdict; false when it is undecided (ACTION_CONTINUE). */
+static bool
+session_greet(struct session *s, enum verdict_action action)
+{
+	switch (action) {
+	case ACTION_TEMPFAIL:
+	case ACTION_REJECT:
+		session_refuse(s);
+		return true;
+	case ACTION_RELAY:
+		session_start_banner(s, true);
+		return true;
+	case ACTION_CONTINUE:
+		break;
+	}
+	return false;
 }
 
 /* session_dns_done - DNS answered (or dns_timeout passed): the greeting verdict. */
@@ -314,18 +338,8 @@ session_dns_done(struct session *s)
 	if (s->state != SESSION_RESOLVING)
 		return;
 	evtimer_del(s->timer);
-	switch (verdict_at_greeting(s)) {
-	case ACTION_TEMPFAIL:
-	case ACTION_REJECT:
-		session_refuse(s);
-		return;
-	case ACTION_RELAY:
-		session_start_banner(s, true);
-		return;
-	case ACTION_CONTINUE:
+	if (!session_greet(s, verdict_at_greeting(s)))
 		session_start_banner(s, false);
-		return;
-	}
 }
 
 void
@@ -394,18 +408,9 @@ session_accept(int fd, const struct sockaddr *peer, enum tier_role tier)
 		return;
 	}
 
-	switch (verdict_at_connect(s)) {
-	case ACTION_TEMPFAIL:
-	case ACTION_REJECT:
-		session_refuse(s);
+	/* Trusted clients are fast-tracked here: no DNS, no greet wait. */
+	if (session_greet(s, verdict_at_connect(s)))
 		return;
-	case ACTION_RELAY:
-		/* Fast track: no DNS, no greet wait for trusted clients. */
-		session_start_banner(s, true);
-		return;
-	case ACTION_CONTINUE:
-		break;
-	}
 	/* Nothing is sent until DNS has answered: a 421 must be the whole greeting, not "220-" then "421". */
 	session_enter_state(s, SESSION_RESOLVING);
 	client_dns_start(s);
@@ -414,18 +419,6 @@ session_accept(int fd, const struct sockaddr *peer, enum tier_role tier)
 		return;
 	}
 	session_arm_timer(s, c->dns_timeout + DNS_GRACE_MS);
-}
-
-static void
-session_finish_banner(struct session *s)
-{
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-
-	s->obs.pregreet_bytes += evbuffer_get_length(in);
-	session_reply(s, "220 %s ESMTP mxtier", s->config->hostname);
-	session_enter_state(s, SESSION_HELO);
-	session_arm_command_timer(s);
-	session_process_input(s);
 }
 
 /*
