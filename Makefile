@@ -13,12 +13,15 @@ CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -D_GNU_SOURCE -Iproxy -Ikernel-rules -Idb $(PKG_CFLAGS)
 LDLIBS   += $(PKG_LIBS)
 
+# SANITIZE=1 builds with ASan + UBSan into build-san/ (so a sanitizer run
+# never mixes objects with the normal build); every UBSan finding aborts.
 ifeq ($(SANITIZE),1)
-CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer
+CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
+BUILD   ?= build-san
+else
+BUILD   ?= build
 endif
-
-BUILD    := build
 # Modules shared by the daemon, mxtierctl and the unit tests.
 CORE_SRC := proxy/log.c proxy/netaddr.c proxy/config.c proxy/smtp_parse.c \
             proxy/data_reader.c proxy/reply_parser.c proxy/client_info.c proxy/dnsbl_site.c \
@@ -72,7 +75,7 @@ unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 integration: all
-	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
+	MXTIER_BUILD=$(abspath $(BUILD)) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
 
 check: all unit integration
 
@@ -84,4 +87,4 @@ bench: all
 	-./tests/bench/nftset-bench
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf build build-san build-fuzz

@@ -17,7 +17,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
-MXTIERD = os.path.join(TOP, "build", "mxtierd")
+MXTIERD = os.path.join(os.environ.get("MXTIER_BUILD") or os.path.join(TOP, "build"), "mxtierd")
 RECORDING_BACKEND = os.path.join(HERE, "recording_backend.py")
 PYTHON = "/usr/bin/python3"
 SMTP_SINK = "/usr/sbin/smtp-sink"

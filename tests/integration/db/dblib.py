@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tiers"))
 import pgcluster  # noqa: E402
 from harness import TOP, wait_until  # noqa: E402
 
-MXTIERCTL = os.path.join(TOP, "build", "mxtierctl")
+MXTIERCTL = os.path.join(os.environ.get("MXTIER_BUILD") or os.path.join(TOP, "build"), "mxtierctl")
 WRITER = "mxtierd_w"          # login role in mxtier_writer
 
 

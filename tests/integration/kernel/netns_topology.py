@@ -42,7 +42,7 @@ sys.path.insert(0, os.path.dirname(HERE))   # tests/integration: harness.py
 import harness  # noqa: E402
 
 TOP = harness.TOP
-MXTIERCTL = os.path.join(TOP, "build", "mxtierctl")
+MXTIERCTL = os.path.join(os.environ.get("MXTIER_BUILD") or os.path.join(TOP, "build"), "mxtierctl")
 MXTIERD = harness.MXTIERD
 NS_PREFIX = "mxk"
 CLONE_NEWNET = 0x40000000
