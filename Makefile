@@ -4,6 +4,8 @@
 #   make check    unit tests (cmocka) + integration tests (real daemon, real peers)
 #   make demo     deps + build + a demo appliance on 127.0.0.10/11/12:2525
 #   make bench    benchmark figures (not a test)
+#   make fuzz     libFuzzer harnesses, FUZZ_TIME seconds each (default 300);
+#                 make fuzz-smoke is the short run that make check includes
 
 CC       ?= cc
 PKGS     := libevent libevent_openssl libnftnl libmnl libpq openssl
@@ -25,11 +27,11 @@ endif
 # Modules shared by the daemon, mxtierctl and the unit tests.
 CORE_SRC := proxy/log.c proxy/netaddr.c proxy/config.c proxy/smtp_parse.c \
             proxy/data_reader.c proxy/reply_parser.c proxy/client_info.c proxy/dnsbl_site.c \
-            kernel-rules/ruleset.c
+            proxy/tls.c kernel-rules/ruleset.c
 DAEMON_SRC := proxy/daemon.c proxy/listener.c proxy/session.c proxy/session_cmd.c \
             proxy/session_data.c proxy/outq.c proxy/client_table.c proxy/relay.c proxy/health.c \
             proxy/verdict.c proxy/stats.c proxy/dns.c proxy/client_dns.c \
-            proxy/history.c proxy/shed.c proxy/control.c proxy/kernel.c kernel-rules/nftset.c db/db.c $(wildcard proxy/checks/*.c)
+            proxy/history.c proxy/shed.c proxy/control.c proxy/kernel.c proxy/priv.c kernel-rules/nftset.c db/db.c db/dbstore.c $(wildcard proxy/checks/*.c)
 MAIN_SRC := proxy/main.c
 CTL_SRC  := proxy/mxtierctl.c
 
@@ -41,7 +43,7 @@ CTL_OBJ    := $(CTL_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps check unit integration demo bench clean
+.PHONY: all deps check unit integration demo bench clean fuzz fuzz-build fuzz-smoke fuzz-merge
 
 all: $(BUILD)/mxtierd $(BUILD)/mxtierctl
 
@@ -77,7 +79,7 @@ unit: $(UNIT_BIN)
 integration: all
 	MXTIER_BUILD=$(abspath $(BUILD)) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
 
-check: all unit integration
+check: all unit integration fuzz-smoke
 
 demo: deps all
 	./tests/demo/run-demo
@@ -88,3 +90,56 @@ bench: all
 
 clean:
 	rm -rf build build-san build-fuzz
+
+# Fuzzing: libFuzzer harnesses (fuzz/fuzz_NAME.c) built with clang, ASan and
+# UBSan into build-fuzz/, each linked with only the module it drives. The
+# runs work on a temporary copy of fuzz/corpus/NAME; fuzz-merge adds what a
+# run found new to the repository's corpus. Findings land in
+# build-fuzz/artifacts/NAME/ and fail the target.
+FUZZ_CC         ?= clang
+FUZZ_BUILD      := build-fuzz
+FUZZ_TIME       ?= 300
+FUZZ_SMOKE_TIME ?= 15
+FUZZ_WARN       := -g -O1 -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -D_GNU_SOURCE \
+                   -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS     := $(FUZZ_WARN) -fsanitize=fuzzer,address,undefined -Iproxy -Ikernel-rules -Idb -Ifuzz $(PKG_CFLAGS)
+FUZZ_OBJ_CFLAGS := $(FUZZ_WARN) -fsanitize=fuzzer-no-link,address,undefined -Iproxy -Ikernel-rules -Idb $(PKG_CFLAGS)
+FUZZ_NAMES      := smtp_parse data_reader reply_parser client_info session
+FUZZ_BIN        := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
+# The modules each harness links: the parser under test, or for the
+# whole-session harness every module of the daemon but main.c.
+FUZZ_OBJ_smtp_parse   := $(FUZZ_BUILD)/obj/proxy/smtp_parse.o
+FUZZ_OBJ_data_reader  := $(FUZZ_BUILD)/obj/proxy/data_reader.o
+FUZZ_OBJ_reply_parser := $(FUZZ_BUILD)/obj/proxy/reply_parser.o
+FUZZ_OBJ_client_info  := $(FUZZ_BUILD)/obj/proxy/client_info.o $(FUZZ_BUILD)/obj/proxy/netaddr.o
+FUZZ_OBJ_session      := $(CORE_SRC:%.c=$(FUZZ_BUILD)/obj/%.o) $(DAEMON_SRC:%.c=$(FUZZ_BUILD)/obj/%.o) \
+                         $(FUZZ_BUILD)/obj/gen/migrations.o
+FUZZ_LIBS_session     := $(PKG_LIBS)
+
+$(FUZZ_BUILD)/obj/%.o: %.c $(wildcard proxy/*.h proxy/checks/*.h kernel-rules/*.h db/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_OBJ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_BUILD)/obj/gen/migrations.o: $(FUZZ_BUILD)/gen/migrations.c db/migrations.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_OBJ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_BUILD)/gen/migrations.c: db/embed-migrations $(sort $(wildcard db/migrations/*.sql))
+	@mkdir -p $(dir $@)
+	db/embed-migrations $(sort $(wildcard db/migrations/*.sql)) > $@
+
+.SECONDEXPANSION:
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $$(FUZZ_OBJ_$$*)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_OBJ_$*) $(FUZZ_LIBS_$*)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	fuzz/run-fuzz run $(FUZZ_TIME) $(FUZZ_BUILD) $(FUZZ_NAMES)
+
+fuzz-smoke: fuzz-build
+	fuzz/run-fuzz smoke $(FUZZ_SMOKE_TIME) $(FUZZ_BUILD) $(FUZZ_NAMES)
+
+fuzz-merge: fuzz-build
+	fuzz/run-fuzz merge $(FUZZ_TIME) $(FUZZ_BUILD) $(FUZZ_NAMES)

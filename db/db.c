@@ -1,12 +1,14 @@
 /*
- * db.c - mxtierd's PostgreSQL side: two libpq connections on the event
- * loop. Nothing here may slow mail down: every call from a session only
- * queues work or starts a bounded read; failures are counted and logged.
+ * db.c - the engine's side of the database. The engine never holds a
+ * connection nor the conninfo: session rows, contact news and heartbeats
+ * leave as messages to the privileged side (db/dbstore.c), lookups come
+ * back as rows, listings and reputation are pushed to us and kept here for
+ * the connect path. Nothing here may slow mail down: a message that does
+ * not fit the channel is dropped and counted like a full write queue.
  */
 #include "db.h"
 
 #include <event2/event.h>
-#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,130 +18,45 @@
 #include "daemon.h"
 #include "history.h"
 #include "log.h"
-#include "migrations.h"
+#include "priv.h"
 #include "session.h"
 
-#define DB_PARAMS_MAX		21
-#define DB_INFLIGHT_MAX		1000	/* events sent, not yet confirmed */
-#define DB_SEND_BATCH		500
-#define DB_BACKOFF_MIN_MS	1000
-#define DB_BACKOFF_MAX_MS	30000
 #define DB_LOOKUPS_MAX		1024
-#define DB_LISTINGS_MAX		100000
-#define DB_LOG_EVERY_MS		10000	/* rate limit for repeated errors */
-#define DB_REPUTATION_SCORE	10	/* |score| at which an address is fast-tracked or refused */
-#define DB_REPUTATION_EVERY_S	60
+#define DB_LOOKUP_FORGET_MS	30000	/* an answer this late is not coming */
+#define DB_HEARTBEAT_EVERY_S	60
 
-/* One statement with its parameters, in one allocation. */
-struct db_event {
-	const char	*sql;
-	int		 nparams;
-	bool		 failed;
-	char		*values[DB_PARAMS_MAX];
-	char		 storage[];
-};
-
-enum dbconn_state {
-	DBC_DOWN = 0,
-	DBC_CONNECTING,
-	DBC_UP
-};
-
-struct dbconn {
-	const char		*name;
-	PGconn			*pg;
-	struct event		*ev;
-	int			 ev_fd;
-	short			 ev_what;
-	enum dbconn_state	 state;
-	int64_t			 backoff_ms;
-	int64_t			 last_error_log_ms;
-	struct event		*retry_timer;
-	void			(*on_up)(struct dbconn *);
-	void			(*on_input)(struct dbconn *);
-	void			(*on_down)(struct dbconn *);
-};
-
-/* A history lookup for a session, answered within db_read_budget or not at all. */
+/* A history lookup for a session: the session is told within db_read_budget; the entry waits for "done". */
 struct db_lookup {
 	TAILQ_ENTRY(db_lookup)	 entry;
+	uint32_t		 id;
 	struct session		*session;	/* NULL once abandoned or timed out */
 	struct event		*deadline;
-	char			 keys[3][300];
-	int			 nkeys;
-	bool			 sent;
-};
-
-struct db_listing {
-	struct cidr	net;
-	bool		block;
-	int64_t		ttl_ms;		/* 0 = no expiry */
+	int64_t			 sent_ms;
 };
 
 #define DB_LISTING_FOREVER_MS (10LL * 365 * 24 * 3600 * 1000)
 
 static struct {
 	bool			 enabled;
-	char			*conninfo;
-	char			*appliance;
-	struct dbconn		 writer, reader;
-	struct db_event		**queue;
-	size_t			 cap, head, count, inflight;
-	struct event		*flush_timer;
-	struct event		*maintenance_timer;
-	struct db_stats		 stats;
+	bool			 reader_up;
+	struct priv_db_status	 status;		/* the privileged side's counters */
+	uint64_t		 dropped, sessions_dropped, reads_late;	/* ours */
 	TAILQ_HEAD(, db_lookup)	 lookups;
 	size_t			 nlookups;
-	bool			 writer_setup;		/* the writer's SET is in flight: no pipeline yet */
-	bool			 reader_busy;		/* one query at a time on the reader */
-	int64_t			 read_started_ms;
-	enum { READ_NONE, READ_SETUP, READ_LOOKUP, READ_LISTINGS, READ_REPUTATION } reading;
-	bool			 listings_dirty;
-	bool			 reputation_due;
-	struct event		*reputation_timer;
+	uint32_t		 next_id;
+	struct event		*heartbeat_timer;
 	struct netaddr		*rep_good, *rep_bad;	/* sorted, for bsearch */
 	size_t			 nrep_good, nrep_bad;
-	struct db_listing	*listings;
+	struct priv_listing	*listings;
 	size_t			 nlistings;
 } db = { .lookups = TAILQ_HEAD_INITIALIZER(db.lookups) };
-
-static const char sql_record_session[] =
-    "SELECT mxtier_record_session($1, $2, $3::timestamptz, $4::timestamptz, $5, $6::inet, $7::cidr, $8, $9::boolean, "
-    "$10, $11, $12::integer, $13, $14::integer, $15, $16::text[], $17::integer, $18::bigint, $19::integer, $20, $21)";
-static const char sql_contact[] =
-    "SELECT mxtier_contact($1, $2::timestamptz, $3::timestamptz, $4::timestamptz, $5::timestamptz, $6::boolean, "
-    "$7::timestamptz, $8::timestamptz, $9)";
-static const char sql_lookup[] =
-    "SELECT key, (extract(epoch FROM now() - last_primary) * 1000)::bigint, "
-    "(extract(epoch FROM now() - last_secondary) * 1000)::bigint, "
-    "(extract(epoch FROM now() - last_bait) * 1000)::bigint, "
-    "(extract(epoch FROM now() - pending_since) * 1000)::bigint, "
-    "(extract(epoch FROM pass_until - now()) * 1000)::bigint, "
-    "(extract(epoch FROM block_until - now()) * 1000)::bigint, block_reason "
-    "FROM contacts WHERE key = ANY ($1::text[])";
-static const char sql_reputation[] =
-    "SELECT key, score FROM reputation WHERE kind = 'address' AND (score >= $1::integer OR score <= -$1::integer) "
-    "ORDER BY last_seen DESC LIMIT 100000";
-static const char sql_listings[] =
-    "SELECT network::text, kind, coalesce((extract(epoch FROM expires_at - now()) * 1000)::bigint, 0) "
-    "FROM listings WHERE expires_at IS NULL OR expires_at > now() LIMIT 100000";
-
-static void dbconn_start(struct dbconn *c);
-
-/* Server notices are for debugging, not for the session log. */
-static void
-notice_to_log(void *arg, const char *message)
-{
-	log_debug("database: %s", message);
-}
-static void writer_flush(void);
-static void reader_next(void);
 
 bool
 db_enabled(void)
 {
 	return db.enabled;
 }
+
 
 /*
  * utf8_clean - client-controlled text (PTR names, backend replies) as valid
@@ -191,342 +108,36 @@ wall_time(char *buf, size_t len, int64_t offset_ms)
 	snprintf(buf, len, "%s.%03d+00", stamp, (int)(ms % 1000));
 }
 
-static void
-log_limited(struct dbconn *c, const char *what, const char *detail)
+/* ---- lookups ---- */
+
+static struct db_lookup *
+lookup_find(uint32_t id)
 {
-	int64_t now = now_ms();
+	struct db_lookup *l;
 
-	if (now - c->last_error_log_ms < DB_LOG_EVERY_MS)
-		return;
-	c->last_error_log_ms = now;
-	log_warn("database %s: %s: %s", c->name, what, detail ? detail : "");
-}
-
-/* ---- connections ---- */
-
-static void dbconn_event_cb(evutil_socket_t fd, short what, void *arg);
-
-static void
-dbconn_arm(struct dbconn *c, short what)
-{
-	int fd = c->pg ? PQsocket(c->pg) : -1;
-
-	if (c->ev && (c->ev_fd != fd || c->ev_what != what)) {
-		event_free(c->ev);
-		c->ev = NULL;
-	}
-	if (fd < 0 || what == 0)
-		return;
-	if (c->ev == NULL) {
-		c->ev = event_new(mxd->base, fd, what | EV_PERSIST, dbconn_event_cb, c);
-		c->ev_fd = fd;
-		c->ev_what = what;
-		if (c->ev)
-			event_add(c->ev, NULL);
-	}
+	TAILQ_FOREACH(l, &db.lookups, entry)
+		if (l->id == id)
+			return l;
+	return NULL;
 }
 
 static void
-dbconn_retry_cb(evutil_socket_t fd, short what, void *arg)
+lookup_free(struct db_lookup *l)
 {
-	dbconn_start(arg);
-}
-
-static void
-dbconn_fail(struct dbconn *c, const char *why)
-{
-	struct timeval tv;
-
-	log_limited(c, why, c->pg ? PQerrorMessage(c->pg) : NULL);
-	dbconn_arm(c, 0);
-	if (c->pg) {
-		PQfinish(c->pg);
-		c->pg = NULL;
-	}
-	if (c->state == DBC_UP)
-		db.stats.reconnects++;
-	c->state = DBC_DOWN;
-	if (c->on_down)
-		c->on_down(c);
-	/* Back off, doubling, so a dead server costs us nothing. */
-	c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : DB_BACKOFF_MIN_MS;
-	if (c->backoff_ms > DB_BACKOFF_MAX_MS)
-		c->backoff_ms = DB_BACKOFF_MAX_MS;
-	tv.tv_sec = c->backoff_ms / 1000;
-	tv.tv_usec = (c->backoff_ms % 1000) * 1000;
-	if (c->retry_timer == NULL)
-		c->retry_timer = evtimer_new(mxd->base, dbconn_retry_cb, c);
-	if (c->retry_timer)
-		evtimer_add(c->retry_timer, &tv);
-}
-
-static void
-dbconn_poll(struct dbconn *c)
-{
-	switch (PQconnectPoll(c->pg)) {
-	case PGRES_POLLING_READING:
-		dbconn_arm(c, EV_READ);
-		return;
-	case PGRES_POLLING_WRITING:
-		dbconn_arm(c, EV_WRITE);
-		return;
-	case PGRES_POLLING_OK:
-		PQsetNoticeProcessor(c->pg, notice_to_log, NULL);
-		if (PQsetnonblocking(c->pg, 1) == -1) {
-			dbconn_fail(c, "cannot go non-blocking");
-			return;
-		}
-		c->state = DBC_UP;
-		c->backoff_ms = 0;
-		if (c == &db.writer)
-			db.stats.connected = true;
-		log_info("database %s: connected", c->name);
-		dbconn_arm(c, EV_READ);
-		if (c->on_up)
-			c->on_up(c);
-		return;
-	default:
-		dbconn_fail(c, "connect failed");
-		return;
-	}
-}
-
-static void
-dbconn_start(struct dbconn *c)
-{
-	if (!db.enabled || c->state != DBC_DOWN)
-		return;
-	c->pg = PQconnectStart(db.conninfo);
-	if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD) {
-		dbconn_fail(c, "connect failed");
-		return;
-	}
-	c->state = DBC_CONNECTING;
-	dbconn_poll(c);
-}
-
-static void
-dbconn_event_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct dbconn *c = arg;
-
-	if (c->state == DBC_CONNECTING) {
-		dbconn_poll(c);
-		return;
-	}
-	if (c->state != DBC_UP)
-		return;
-	if (what & EV_WRITE) {
-		int rc = PQflush(c->pg);
-
-		if (rc == -1) {
-			dbconn_fail(c, "write failed");
-			return;
-		}
-		if (rc == 0)
-			dbconn_arm(c, EV_READ);
-	}
-	if (what & EV_READ) {
-		if (PQconsumeInput(c->pg) == 0 || PQstatus(c->pg) == CONNECTION_BAD) {
-			dbconn_fail(c, "connection lost");
-			return;
-		}
-		c->on_input(c);
-	}
-}
-
-/* dbconn_flush - push what libpq buffered; keep EV_WRITE armed until it is out. */
-static bool
-dbconn_flush(struct dbconn *c)
-{
-	int rc = PQflush(c->pg);
-
-	if (rc == -1) {
-		dbconn_fail(c, "write failed");
-		return false;
-	}
-	dbconn_arm(c, rc == 1 ? EV_READ | EV_WRITE : EV_READ);
-	return true;
-}
-
-/* ---- the writer: a bounded queue streamed in pipeline mode ---- */
-
-static struct db_event *
-event_new_params(const char *sql, int n, const char *const *values)
-{
-	size_t total = sizeof(struct db_event);
-	struct db_event *e;
-	char *p;
-
-	for (int i = 0; i < n; i++)
-		total += values[i] ? strlen(values[i]) + 1 : 0;
-	if ((e = calloc(1, total)) == NULL)
-		return NULL;
-	e->sql = sql;
-	e->nparams = n;
-	p = e->storage;
-	for (int i = 0; i < n; i++) {
-		if (values[i] == NULL)
-			continue;
-		e->values[i] = p;
-		strcpy(p, values[i]);
-		p += strlen(values[i]) + 1;
-	}
-	return e;
-}
-
-static void
-queue_push(struct db_event *e)
-{
-	if (e == NULL || db.count >= db.cap) {
-		if (e == NULL || e->sql == sql_record_session)
-			db.stats.sessions_dropped++;
-		free(e);
-		db.stats.dropped++;
-		return;
-	}
-	db.queue[(db.head + db.count) % db.cap] = e;
-	db.count++;
-	db.stats.queued = db.count;
-	if (!evtimer_pending(db.flush_timer, NULL)) {
-		int64_t ms = mxd->config->db_flush_interval;
-		struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
-		evtimer_add(db.flush_timer, &tv);
-	}
-}
-
-static void
-queue_pop_confirmed(void)
-{
-	struct db_event *e = db.queue[db.head];
-
-	if (e->failed)
-		db.stats.errors++;
-	else
-		db.stats.written++;
-	free(e);
-	db.queue[db.head] = NULL;
-	db.head = (db.head + 1) % db.cap;
-	db.count--;
-	db.inflight--;
-	db.stats.queued = db.count;
-}
-
-static void
-writer_flush(void)
-{
-	struct dbconn *c = &db.writer;
-	size_t sent = 0;
-
-	if (c->state != DBC_UP || db.writer_setup)
-		return;
-	/* Each event is its own transaction (a Sync after it): one bad row never takes its batch along. */
-	while (db.inflight < db.count && db.inflight < DB_INFLIGHT_MAX && sent < DB_SEND_BATCH) {
-		struct db_event *e = db.queue[(db.head + db.inflight) % db.cap];
-
-		if (!PQsendQueryParams(c->pg, e->sql, e->nparams, NULL, (const char *const *)e->values, NULL, NULL, 0) ||
-		    !PQpipelineSync(c->pg)) {
-			dbconn_fail(c, "send failed");
-			return;
-		}
-		e->failed = false;
-		db.inflight++;
-		sent++;
-	}
-	if (sent)
-		dbconn_flush(c);
-}
-
-static void
-flush_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	writer_flush();
-	if (db.count > db.inflight && db.writer.state == DBC_UP) {
-		int64_t ms = mxd->config->db_flush_interval;
-		struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
-		evtimer_add(db.flush_timer, &tv);
-	}
-}
-
-static void
-writer_input(struct dbconn *c)
-{
-	while (db.writer_setup && !PQisBusy(c->pg)) {
-		PGresult *res = PQgetResult(c->pg);
-
-		if (res != NULL) {
-			PQclear(res);
-			continue;
-		}
-		db.writer_setup = false;
-		if (PQenterPipelineMode(c->pg) == 0) {
-			dbconn_fail(c, "cannot enter pipeline mode");
-			return;
-		}
-	}
-	if (db.writer_setup)
-		return;
-	while (db.inflight > 0 && !PQisBusy(c->pg)) {
-		PGresult *res = PQgetResult(c->pg);
-
-		if (res == NULL)
-			continue;	/* end of one statement's results */
-		switch (PQresultStatus(res)) {
-		case PGRES_PIPELINE_SYNC:
-			queue_pop_confirmed();
-			break;
-		case PGRES_FATAL_ERROR:
-		case PGRES_PIPELINE_ABORTED:
-			db.queue[db.head]->failed = true;
-			log_limited(c, "statement failed", PQresultErrorMessage(res));
-			break;
-		default:
-			break;
-		}
-		PQclear(res);
-	}
-	writer_flush();
-}
-
-static void
-writer_up(struct dbconn *c)
-{
-	/*
-	 * Losing the last few rows in a crash is fine; waiting for fsync per row
-	 * is not. Sent without waiting (PQexec would block the loop): pipeline
-	 * mode starts once its result is in.
-	 */
-	if (!PQsendQuery(c->pg, "SET synchronous_commit = off")) {
-		dbconn_fail(c, "send failed");
-		return;
-	}
-	db.writer_setup = true;
-	dbconn_flush(c);
-}
-
-static void
-writer_down(struct dbconn *c)
-{
-	db.writer_setup = false;
-	/* Unconfirmed events go again after reconnecting: the rows are keyed, so a resend changes nothing twice. */
-	db.inflight = 0;
-	db.stats.connected = false;
-}
-
-/* ---- the reader: history lookups and listings, one query at a time ---- */
-
-static void
-lookup_finish(struct db_lookup *l)
-{
-	struct session *s = l->session;
-
 	TAILQ_REMOVE(&db.lookups, l, entry);
 	db.nlookups--;
 	if (l->deadline)
 		event_free(l->deadline);
 	free(l);
+}
+
+/* lookup_tell - the session hears "answered" once, whichever comes first: done or the deadline. */
+static void
+lookup_tell(struct db_lookup *l)
+{
+	struct session *s = l->session;
+
+	l->session = NULL;
 	if (s) {
 		s->db_lookup = NULL;
 		session_db_done(s);
@@ -537,45 +148,107 @@ static void
 lookup_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct db_lookup *l = arg;
-	struct session *s = l->session;
 
-	/* Late: neutral. The request stays queued (or in flight) without its session. */
-	db.stats.reads_late++;
-	l->session = NULL;
-	if (s) {
-		s->db_lookup = NULL;
-		session_db_done(s);
-	}
-	if (!l->sent) {
-		TAILQ_REMOVE(&db.lookups, l, entry);
-		db.nlookups--;
-		event_free(l->deadline);
-		free(l);
-	}
-}
-
-static int64_t
-get_ms(PGresult *res, int row, int col)
-{
-	return PQgetisnull(res, row, col) ? -1 : strtoll(PQgetvalue(res, row, col), NULL, 10);
+	/* Late: neutral. The entry stays until its "done", so a stuck reader is seen by the next lookup. */
+	if (l->session)
+		db.reads_late++;
+	lookup_tell(l);
 }
 
 static void
-lookup_apply(PGresult *res)
+row_cb(const void *payload, size_t len)
 {
-	for (int row = 0; row < PQntuples(res); row++) {
-		int64_t ages[TIER_COUNT] = { get_ms(res, row, 1), get_ms(res, row, 2), get_ms(res, row, 3) };
-		int64_t pass = get_ms(res, row, 5), block = get_ms(res, row, 6);
-		enum reason why = REASON_MANUAL;
+	struct priv_db_row r;
 
-		if (!PQgetisnull(res, row, 7)) {
-			for (int r = 0; r < REASON_COUNT; r++)
-				if (strcmp(reason_name(r), PQgetvalue(res, row, 7)) == 0)
-					why = r;
-		}
-		history_merge(PQgetvalue(res, row, 0), ages, get_ms(res, row, 4), pass, block, why);
-	}
+	memcpy(&r, payload, sizeof(r));
+	r.key[sizeof(r.key) - 1] = '\0';
+	if (lookup_find(r.id) == NULL || r.block_reason < 0 || r.block_reason >= REASON_COUNT)
+		return;
+	/* Merged even when the session gave up: the next one from this client benefits. */
+	history_merge(r.key, r.contact_age, r.pending_age, r.pass_left, r.block_left, (enum reason)r.block_reason);
 }
+
+static void
+done_cb(const void *payload, size_t len)
+{
+	uint32_t id;
+	struct db_lookup *l;
+
+	memcpy(&id, payload, sizeof(id));
+	if ((l = lookup_find(id)) == NULL)
+		return;
+	lookup_tell(l);
+	lookup_free(l);
+}
+
+/* lookups_forget - entries whose answer is long overdue (a message lost on the way) go. */
+static void
+lookups_forget(void)
+{
+	struct db_lookup *l;
+	int64_t now = now_ms();
+
+	while ((l = TAILQ_FIRST(&db.lookups)) != NULL && l->session == NULL && now - l->sent_ms > DB_LOOKUP_FORGET_MS)
+		lookup_free(l);
+}
+
+bool
+db_lookup_client(struct session *s)
+{
+	struct history_client hc = { .addr = s->client, .domain = NULL };
+	char keys[3][300];
+	const char *values[3] = { NULL, NULL, NULL };
+	char msg[sizeof(uint32_t) + 3 * (PRIV_DB_KEY_MAX + 2)];
+	struct db_lookup *l, *oldest;
+	int64_t ms = s->config->db_read_budget;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	int n, len;
+
+	if (!db.enabled || !db.reader_up)
+		return false;
+	lookups_forget();
+	if (db.nlookups >= DB_LOOKUPS_MAX)
+		return false;
+	/* A read already over its budget (a locked table): answer neutral at once until it returns. */
+	if ((oldest = TAILQ_FIRST(&db.lookups)) != NULL && now_ms() - oldest->sent_ms > ms)
+		return false;
+	n = history_keys(&hc, keys);
+	for (int i = 0; i < n && i < 3; i++)
+		values[i] = keys[i];
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return false;
+	l->id = ++db.next_id;
+	memcpy(msg, &l->id, sizeof(l->id));
+	len = priv_strings_encode(msg + sizeof(l->id), sizeof(msg) - sizeof(l->id), 3, values);
+	l->deadline = evtimer_new(mxd->base, lookup_deadline_cb, l);
+	if (len == -1 || l->deadline == NULL ||
+	    priv_to_privileged(PRIV_MSG_DB_LOOKUP, msg, sizeof(l->id) + (size_t)len) == -1) {
+		if (l->deadline)
+			event_free(l->deadline);
+		free(l);
+		return false;
+	}
+	l->session = s;
+	l->sent_ms = now_ms();
+	evtimer_add(l->deadline, &tv);
+	TAILQ_INSERT_TAIL(&db.lookups, l, entry);
+	db.nlookups++;
+	s->db_lookup = l;
+	return true;
+}
+
+void
+db_abandon_lookup(struct session *s)
+{
+	struct db_lookup *l = s->db_lookup;
+
+	if (l == NULL)
+		return;
+	l->session = NULL;
+	s->db_lookup = NULL;
+}
+
+/* ---- listings and reputation, pushed by the privileged side ---- */
 
 static bool
 listing_is_host(const struct cidr *c)
@@ -584,7 +257,7 @@ listing_is_host(const struct cidr *c)
 }
 
 static bool
-listing_present(const struct db_listing *list, size_t n, const struct db_listing *l)
+listing_present(const struct priv_listing *list, size_t n, const struct priv_listing *l)
 {
 	for (size_t i = 0; i < n; i++)
 		if (list[i].block == l->block && list[i].net.prefix_len == l->net.prefix_len &&
@@ -593,37 +266,41 @@ listing_present(const struct db_listing *list, size_t n, const struct db_listing
 	return false;
 }
 
+static bool
+cidr_valid(const struct cidr *c)
+{
+	return (c->addr.family == AF_INET && c->prefix_len <= 32) || (c->addr.family == AF_INET6 && c->prefix_len <= 128);
+}
+
 /*
- * listings_apply - the new set of listings replaces the old. Single
+ * listings_cb - the new set of listings replaces the old. Single
  * addresses also go through history, so they reach the kernel sets like a
  * local mxtierctl block/allow; ones that disappeared are lifted.
  */
 static void
-listings_apply(PGresult *res)
+listings_cb(const void *payload, size_t len)
 {
-	struct db_listing *next = calloc((size_t)PQntuples(res) + 1, sizeof(*next));
-	size_t n = 0;
+	size_t n = len / sizeof(struct priv_listing), used = 0;
+	struct priv_listing *next;
 
-	if (next == NULL)
+	if (len % sizeof(struct priv_listing) != 0 || (next = calloc(n + 1, sizeof(*next))) == NULL)
 		return;
-	for (int row = 0; row < PQntuples(res) && n < DB_LISTINGS_MAX; row++) {
-		if (cidr_parse(PQgetvalue(res, row, 0), &next[n].net) == -1)
-			continue;
-		next[n].block = strcmp(PQgetvalue(res, row, 1), "block") == 0;
-		next[n].ttl_ms = strtoll(PQgetvalue(res, row, 2), NULL, 10);
-		n++;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(&next[used], (const char *)payload + i * sizeof(*next), sizeof(*next));
+		if (cidr_valid(&next[used].net) && next[used].ttl_ms >= 0)
+			used++;
 	}
 	for (size_t i = 0; i < db.nlistings; i++) {
 		struct history_client hc = { .addr = db.listings[i].net.addr, .domain = NULL };
 
-		if (!listing_is_host(&db.listings[i].net) || listing_present(next, n, &db.listings[i]))
+		if (!listing_is_host(&db.listings[i].net) || listing_present(next, used, &db.listings[i]))
 			continue;
 		if (db.listings[i].block)
 			history_unblock(&hc);
 		else
 			history_unallow(&hc);
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < used; i++) {
 		struct history_client hc = { .addr = next[i].net.addr, .domain = NULL };
 		int64_t ttl = next[i].ttl_ms > 0 ? next[i].ttl_ms : DB_LISTING_FOREVER_MS;
 
@@ -636,8 +313,7 @@ listings_apply(PGresult *res)
 	}
 	free(db.listings);
 	db.listings = next;
-	db.nlistings = n;
-	log_info("database: %zu listings loaded", n);
+	db.nlistings = used;
 }
 
 static int
@@ -650,26 +326,33 @@ netaddr_cmp(const void *a, const void *b)
 	return memcmp(x->bytes, y->bytes, sizeof(x->bytes));
 }
 
-/* reputation_apply - well- and ill-reputed addresses, as sorted arrays the connect path searches. */
+/* reputation_cb - well- and ill-reputed addresses, as sorted arrays the connect path searches. */
 static void
-reputation_apply(PGresult *res)
+reputation_cb(const void *payload, size_t len)
 {
-	size_t n = (size_t)PQntuples(res), ng = 0, nb = 0;
-	struct netaddr *good = calloc(n + 1, sizeof(*good)), *bad = calloc(n + 1, sizeof(*bad));
+	size_t n = len / sizeof(struct priv_reputation), ng = 0, nb = 0;
+	struct netaddr *good, *bad;
 
+	if (len % sizeof(struct priv_reputation) != 0)
+		return;
+	good = calloc(n + 1, sizeof(*good));
+	bad = calloc(n + 1, sizeof(*bad));
 	if (good == NULL || bad == NULL) {
 		free(good);
 		free(bad);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
+		struct priv_reputation r;
 		struct netaddr a;
 
-		memset(&a, 0, sizeof(a));
-		if (netaddr_parse(PQgetvalue(res, (int)i, 0), &a) == -1)
+		memcpy(&r, (const char *)payload + i * sizeof(r), sizeof(r));
+		if (r.addr.family != AF_INET && r.addr.family != AF_INET6)
 			continue;
-		netaddr_normalize(&a);
-		if (atoi(PQgetvalue(res, (int)i, 1)) > 0)
+		memset(&a, 0, sizeof(a));
+		a.family = r.addr.family;
+		memcpy(a.bytes, r.addr.bytes, a.family == AF_INET ? 4 : 16);
+		if (r.good)
 			good[ng++] = a;
 		else
 			bad[nb++] = a;
@@ -700,196 +383,6 @@ db_reputation(const struct netaddr *addr)
 	return 0;
 }
 
-static void
-reputation_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct timeval tv = { DB_REPUTATION_EVERY_S, 0 };
-
-	db.reputation_due = true;
-	reader_next();
-	evtimer_add(db.reputation_timer, &tv);
-}
-
-static void
-reader_input(struct dbconn *c)
-{
-	PGnotify *note;
-
-	while ((note = PQnotifies(c->pg)) != NULL) {
-		db.listings_dirty = true;
-		PQfreemem(note);
-	}
-	while (db.reader_busy && !PQisBusy(c->pg)) {
-		PGresult *res = PQgetResult(c->pg);
-
-		if (res == NULL) {
-			/* This query is done: finish its lookup, move on. */
-			if (db.reading == READ_LOOKUP && !TAILQ_EMPTY(&db.lookups))
-				lookup_finish(TAILQ_FIRST(&db.lookups));
-			db.reader_busy = false;
-			db.reading = READ_NONE;
-			break;
-		}
-		if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-			if (db.reading == READ_LOOKUP)
-				lookup_apply(res);
-			else if (db.reading == READ_LISTINGS)
-				listings_apply(res);
-			else if (db.reading == READ_REPUTATION)
-				reputation_apply(res);
-		} else if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			log_limited(c, "query failed", PQresultErrorMessage(res));
-		}
-		PQclear(res);
-	}
-	reader_next();
-}
-
-static void
-reader_next(void)
-{
-	struct dbconn *c = &db.reader;
-	struct db_lookup *l;
-
-	if (c->state != DBC_UP || db.reader_busy)
-		return;
-	if (db.listings_dirty) {
-		if (!PQsendQuery(c->pg, sql_listings)) {
-			dbconn_fail(c, "send failed");
-			return;
-		}
-		db.listings_dirty = false;
-		db.reading = READ_LISTINGS;
-		db.reader_busy = true;
-		dbconn_flush(c);
-		return;
-	}
-	if (db.reputation_due) {
-		char score[16];
-		const char *values[1] = { score };
-
-		snprintf(score, sizeof(score), "%d", DB_REPUTATION_SCORE);
-		if (!PQsendQueryParams(c->pg, sql_reputation, 1, NULL, values, NULL, NULL, 0)) {
-			dbconn_fail(c, "send failed");
-			return;
-		}
-		db.reputation_due = false;
-		db.reading = READ_REPUTATION;
-		db.reader_busy = true;
-		dbconn_flush(c);
-		return;
-	}
-	/* Drop lookups whose session gave up; send the first live one. */
-	while ((l = TAILQ_FIRST(&db.lookups)) != NULL && l->session == NULL) {
-		TAILQ_REMOVE(&db.lookups, l, entry);
-		db.nlookups--;
-		if (l->deadline)
-			event_free(l->deadline);
-		free(l);
-	}
-	if (l == NULL)
-		return;
-	{
-		char array[1024];
-		const char *values[1] = { array };
-		size_t used = 0;
-
-		used += (size_t)snprintf(array, sizeof(array), "{");
-		for (int i = 0; i < l->nkeys; i++)
-			used += (size_t)snprintf(array + used, sizeof(array) - used, "%s\"%s\"", i ? "," : "", l->keys[i]);
-		snprintf(array + used, sizeof(array) - used, "}");
-		if (!PQsendQueryParams(c->pg, sql_lookup, 1, NULL, values, NULL, NULL, 0)) {
-			dbconn_fail(c, "send failed");
-			return;
-		}
-	}
-	l->sent = true;
-	db.read_started_ms = now_ms();
-	db.reading = READ_LOOKUP;
-	db.reader_busy = true;
-	dbconn_flush(c);
-}
-
-static void
-reader_up(struct dbconn *c)
-{
-	char sql[128];
-
-	/*
-	 * LISTEN, and a server-side limit so a read stuck on a lock is given up
-	 * there too; sent without waiting, its results are consumed like any read.
-	 */
-	snprintf(sql, sizeof(sql), "LISTEN mxtier_listings; SET statement_timeout = %lld",
-	    (long long)(mxd->config->db_read_budget * 10));
-	if (!PQsendQuery(c->pg, sql)) {
-		dbconn_fail(c, "send failed");
-		return;
-	}
-	db.reading = READ_SETUP;
-	db.reader_busy = true;
-	db.listings_dirty = true;
-	db.reputation_due = true;
-	dbconn_flush(c);
-}
-
-static void
-reader_down(struct dbconn *c)
-{
-	struct db_lookup *l;
-
-	db.reader_busy = false;
-	db.reading = READ_NONE;
-	/* Pending lookups are answered "nothing known" at once: neutral, never a wait. */
-	while ((l = TAILQ_FIRST(&db.lookups)) != NULL) {
-		l->sent = false;
-		lookup_finish(l);
-	}
-}
-
-/* ---- what the daemon calls ---- */
-
-bool
-db_lookup_client(struct session *s)
-{
-	struct history_client hc = { .addr = s->client, .domain = NULL };
-	struct db_lookup *l;
-	int64_t ms = s->config->db_read_budget;
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
-	if (!db.enabled || db.reader.state != DBC_UP || db.nlookups >= DB_LOOKUPS_MAX)
-		return false;
-	/* A read already over its budget (a locked table): answer neutral at once until it returns. */
-	if (db.reader_busy && now_ms() - db.read_started_ms > s->config->db_read_budget)
-		return false;
-	if ((l = calloc(1, sizeof(*l))) == NULL)
-		return false;
-	l->session = s;
-	l->nkeys = history_keys(&hc, l->keys);
-	l->deadline = evtimer_new(mxd->base, lookup_deadline_cb, l);
-	if (l->deadline == NULL) {
-		free(l);
-		return false;
-	}
-	evtimer_add(l->deadline, &tv);
-	TAILQ_INSERT_TAIL(&db.lookups, l, entry);
-	db.nlookups++;
-	s->db_lookup = l;
-	reader_next();
-	/* reader_next may have failed the connection and answered the lookup already. */
-	return s->db_lookup != NULL;
-}
-
-void
-db_abandon_lookup(struct session *s)
-{
-	struct db_lookup *l = s->db_lookup;
-
-	if (l == NULL)
-		return;
-	l->session = NULL;
-	s->db_lookup = NULL;
-}
-
 int
 db_listing(const struct netaddr *addr)
 {
@@ -906,16 +399,28 @@ db_listing(const struct netaddr *addr)
 	return verdict;
 }
 
+static void
+status_cb(const void *payload, size_t len)
+{
+	memcpy(&db.status, payload, sizeof(db.status));
+	db.enabled = db.status.enabled != 0;
+	db.reader_up = db.status.reader_up != 0;
+}
+
+/* ---- events to the privileged side ---- */
+
 void
 db_record_session(const struct session *s)
 {
 	char id[64], started[48], ended[48], client[NETADDR_STRLEN], prefix[NETADDR_STRLEN + 8], rcpts[16];
 	char messages[16], reasons[1024] = "{", score[16], bytes[24], duration[16];
 	char rdns[1100], helo[1100], from[1100], rcpt[1100], reply[1100], domain[1100];
+	static char msg[PRIV_DB_SESSION_VALUES * (PRIV_DB_VALUE_MAX + 2)];
 	struct netaddr p = s->client;
 	int64_t now = now_ms();
 	size_t used = 1;
-	const char *values[DB_PARAMS_MAX];
+	const char *values[PRIV_DB_SESSION_VALUES];
+	int len;
 
 	if (!db.enabled)
 		return;
@@ -937,28 +442,32 @@ db_record_session(const struct session *s)
 	snprintf(bytes, sizeof(bytes), "%llu", (unsigned long long)s->bytes);
 	snprintf(duration, sizeof(duration), "%lld", (long long)(now - s->started_ms));
 
+	/* mxtier_record_session's parameters in order, without $2 (the appliance: the privileged side's). */
 	values[0] = id;
-	values[1] = db.appliance;
-	values[2] = started;
-	values[3] = ended;
-	values[4] = tier_role_name(s->tier);
-	values[5] = client;
-	values[6] = prefix;
-	values[7] = s->dns.ptr_name[0] ? utf8_clean(rdns, sizeof(rdns), s->dns.ptr_name) : NULL;
-	values[8] = s->dns.fcrdns ? "true" : "false";
-	values[9] = s->helo[0] ? utf8_clean(helo, sizeof(helo), s->helo) : NULL;
-	values[10] = s->log_from[0] ? utf8_clean(from, sizeof(from), s->log_from) : NULL;
-	values[11] = rcpts;
-	values[12] = s->first_rcpt[0] ? utf8_clean(rcpt, sizeof(rcpt), s->first_rcpt) : NULL;
-	values[13] = messages;
-	values[14] = verdict_name(s->verdict);
-	values[15] = reasons;
-	values[16] = score;
-	values[17] = bytes;
-	values[18] = duration;
-	values[19] = s->backend_reply[0] ? utf8_clean(reply, sizeof(reply), s->backend_reply) : NULL;
-	values[20] = s->dns.fcrdns ? utf8_clean(domain, sizeof(domain), s->dns.domain) : NULL;
-	queue_push(event_new_params(sql_record_session, DB_PARAMS_MAX, values));
+	values[1] = started;
+	values[2] = ended;
+	values[3] = tier_role_name(s->tier);
+	values[4] = client;
+	values[5] = prefix;
+	values[6] = s->dns.ptr_name[0] ? utf8_clean(rdns, sizeof(rdns), s->dns.ptr_name) : NULL;
+	values[7] = s->dns.fcrdns ? "true" : "false";
+	values[8] = s->helo[0] ? utf8_clean(helo, sizeof(helo), s->helo) : NULL;
+	values[9] = s->log_from[0] ? utf8_clean(from, sizeof(from), s->log_from) : NULL;
+	values[10] = rcpts;
+	values[11] = s->first_rcpt[0] ? utf8_clean(rcpt, sizeof(rcpt), s->first_rcpt) : NULL;
+	values[12] = messages;
+	values[13] = verdict_name(s->verdict);
+	values[14] = reasons;
+	values[15] = score;
+	values[16] = bytes;
+	values[17] = duration;
+	values[18] = s->backend_reply[0] ? utf8_clean(reply, sizeof(reply), s->backend_reply) : NULL;
+	values[19] = s->dns.fcrdns ? utf8_clean(domain, sizeof(domain), s->dns.domain) : NULL;
+	len = priv_strings_encode(msg, sizeof(msg), PRIV_DB_SESSION_VALUES, values);
+	if (len == -1 || priv_to_privileged(PRIV_MSG_DB_SESSION, msg, (size_t)len) == -1) {
+		db.dropped++;
+		db.sessions_dropped++;
+	}
 }
 
 /* db_news - history changed: tell the peers through the contacts table. */
@@ -966,8 +475,12 @@ static void
 db_news(const struct history_news *n)
 {
 	char contact[48] = "", pending[48] = "", pass[48] = "", block[48] = "";
-	const char *values[9];
+	char msg[PRIV_DB_CONTACT_VALUES * (PRIV_DB_VALUE_MAX + 2)];
+	const char *values[PRIV_DB_CONTACT_VALUES];
+	int len;
 
+	if (!db.enabled)
+		return;
 	if (n->tier >= 0)
 		wall_time(contact, sizeof(contact), 0);
 	if (n->pending_set)
@@ -985,163 +498,83 @@ db_news(const struct history_news *n)
 	values[6] = n->pass_ms > 0 ? pass : NULL;
 	values[7] = n->block_ms > 0 ? block : NULL;
 	values[8] = n->block_ms > 0 ? reason_name(n->block_reason) : NULL;
-	queue_push(event_new_params(sql_contact, 9, values));
+	len = priv_strings_encode(msg, sizeof(msg), PRIV_DB_CONTACT_VALUES, values);
+	if (len == -1 || priv_to_privileged(PRIV_MSG_DB_CONTACT, msg, (size_t)len) == -1)
+		db.dropped++;
 }
 
-/* maintenance_cb - heartbeat and retention, once a minute, through the same queue. */
+/* heartbeat_cb - once a minute: our health for the appliances table (the parent adds the rest). */
 static void
-maintenance_cb(evutil_socket_t fd, short what, void *arg)
+heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 {
-	char retention[16];
-	const char *values[4];
-	struct timeval tv = { 60, 0 };
+	struct priv_db_heartbeat m = { .shedding = mxd->shedding, .backend_down = !mxd->backend_up };
+	struct timeval tv = { DB_HEARTBEAT_EVERY_S, 0 };
 
-	char tiers[4096];
-	size_t used = 0;
-	const char *hb[5];
-
-	/* The tier map as JSON: {"primary": ["192.0.2.10"], ...}; addresses need no escaping. */
-	used += (size_t)snprintf(tiers, sizeof(tiers), "{");
-	for (int t = 0; t < TIER_COUNT && used < sizeof(tiers); t++) {
-		const struct addr_list *l = &mxd->config->tier_ips[t];
-
-		used += (size_t)snprintf(tiers + used, sizeof(tiers) - used, "%s\"%s\": [", t ? ", " : "", tier_role_name(t));
-		for (size_t i = 0; i < l->count && used < sizeof(tiers); i++) {
-			char a[NETADDR_STRLEN];
-
-			used += (size_t)snprintf(tiers + used, sizeof(tiers) - used, "%s\"%s\"", i ? ", " : "",
-			    netaddr_format(&l->items[i], a, sizeof(a)));
-		}
-		if (used < sizeof(tiers))
-			used += (size_t)snprintf(tiers + used, sizeof(tiers) - used, "]");
-	}
-	if (used < sizeof(tiers))
-		snprintf(tiers + used, sizeof(tiers) - used, "}");
-	hb[0] = db.appliance;
-	hb[1] = "0.1";
-	hb[2] = mxd->shedding ? "true" : "false";
-	hb[3] = mxd->backend_up ? "false" : "true";
-	hb[4] = used < sizeof(tiers) ? tiers : "{}";
-	queue_push(event_new_params("INSERT INTO appliances (name, version, shedding, backend_down, tier_map, heartbeat) "
-	    "VALUES ($1, $2, $3::boolean, $4::boolean, $5::jsonb, now()) ON CONFLICT (name) DO UPDATE SET version = $2, "
-	    "shedding = $3::boolean, backend_down = $4::boolean, tier_map = $5::jsonb, heartbeat = now()", 5, hb));
-	snprintf(retention, sizeof(retention), "%lld", (long long)mxd->config->db_retention_days);
-	values[0] = retention;
-	queue_push(event_new_params("SELECT mxtier_session_retention($1::integer)", 1, values));
-	evtimer_add(db.maintenance_timer, &tv);
-}
-
-/* schema_check - at start: is the schema as new as this mxtierd? Blocking, bounded, before serving. */
-static int
-schema_check(const struct config *c)
-{
-	char conninfo[2048];
-	PGconn *pg;
-	PGresult *res;
-	int have = -1, need = migration_count ? migrations[migration_count - 1].version : 0;
-
-	snprintf(conninfo, sizeof(conninfo), "%s connect_timeout=3", c->database);
-	pg = PQconnectdb(conninfo);
-	if (PQstatus(pg) != CONNECTION_OK) {
-		log_warn("database: not reachable at start (%s); will keep trying, mail flows meanwhile",
-		    PQerrorMessage(pg));
-		PQfinish(pg);
-		return 0;
-	}
-	res = PQexec(pg, "SELECT coalesce(max(version), 0) FROM mxtier_schema_migrations");
-	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-		have = atoi(PQgetvalue(res, 0, 0));
-	else if (!strstr(PQresultErrorMessage(res), "does not exist"))
-		log_warn("database: cannot read the schema version: %s", PQresultErrorMessage(res));
-	PQclear(res);
-	PQfinish(pg);
-	if (have < need) {
-		log_warn("database: schema is at version %d, this mxtierd needs %d: run \"mxtierctl -c %s db migrate\"; "
-		    "running without the database until then", have < 0 ? 0 : have, need, c->path);
-		return -1;
-	}
-	return 0;
+	if (db.enabled)
+		priv_to_privileged(PRIV_MSG_DB_HEARTBEAT, &m, sizeof(m));
+	evtimer_add(db.heartbeat_timer, &tv);
 }
 
 int
 db_start(const struct config *c)
 {
+	priv_on(PRIV_MSG_DB_ROW, row_cb);
+	priv_on(PRIV_MSG_DB_DONE, done_cb);
+	priv_on(PRIV_MSG_DB_STATUS, status_cb);
+	priv_on(PRIV_MSG_DB_LISTINGS, listings_cb);
+	priv_on(PRIV_MSG_DB_REPUTATION, reputation_cb);
 	if (c->database[0] == '\0')
 		return 0;
-	if (schema_check(c) == -1)
-		return -1;
-	db.conninfo = strdup(c->database);
-	db.appliance = strdup(c->appliance_name);
-	db.cap = (size_t)c->db_queue_size;
-	db.queue = calloc(db.cap, sizeof(*db.queue));
-	db.flush_timer = evtimer_new(mxd->base, flush_timer_cb, NULL);
-	db.maintenance_timer = evtimer_new(mxd->base, maintenance_cb, NULL);
-	db.reputation_timer = evtimer_new(mxd->base, reputation_timer_cb, NULL);
-	if (!db.conninfo || !db.appliance || !db.queue || !db.flush_timer || !db.maintenance_timer ||
-	    !db.reputation_timer)
-		fatalx("database: out of memory");
-	db.writer = (struct dbconn){ .name = "writer", .on_up = writer_up, .on_input = writer_input, .on_down = writer_down };
-	db.reader = (struct dbconn){ .name = "reader", .on_up = reader_up, .on_input = reader_input, .on_down = reader_down };
+	/* Until the privileged side reports, assume it writes: rows sent meanwhile are not lost. */
 	db.enabled = true;
 	history_set_news_hook(db_news);
-	dbconn_start(&db.writer);
-	dbconn_start(&db.reader);
-	maintenance_cb(-1, 0, NULL);
-	{
-		struct timeval tv = { DB_REPUTATION_EVERY_S, 0 };
-
-		evtimer_add(db.reputation_timer, &tv);
-	}
-	log_info("database: appliance %s, queue %zu events", db.appliance, db.cap);
+	db.heartbeat_timer = evtimer_new(mxd->base, heartbeat_cb, NULL);
+	if (db.heartbeat_timer == NULL)
+		fatalx("database: out of memory");
+	heartbeat_cb(-1, 0, NULL);
 	return 0;
 }
 
 void
 db_reconfigure(const struct config *c)
 {
-	/* Changing the database under a running daemon is a restart; the appliance name may change. */
-	if (db.enabled && strcmp(db.conninfo, c->database) != 0)
-		log_warn("database: changed in the config; restart mxtierd to use it");
+	/* The privileged side owns the connection; a changed database is its "restart required". */
 }
 
 void
 db_stop(void)
 {
-	struct dbconn *conns[2] = { &db.writer, &db.reader };
-
-	if (!db.enabled)
-		return;
 	history_set_news_hook(NULL);
+	while (!TAILQ_EMPTY(&db.lookups)) {
+		struct db_lookup *l = TAILQ_FIRST(&db.lookups);
+
+		lookup_tell(l);
+		lookup_free(l);
+	}
+	if (db.heartbeat_timer) {
+		event_free(db.heartbeat_timer);
+		db.heartbeat_timer = NULL;
+	}
 	db.enabled = false;
-	for (int i = 0; i < 2; i++) {
-		dbconn_arm(conns[i], 0);
-		if (conns[i]->retry_timer)
-			event_free(conns[i]->retry_timer);
-		if (conns[i]->pg)
-			PQfinish(conns[i]->pg);
-		conns[i]->pg = NULL;
-	}
-	reader_down(&db.reader);
-	while (db.count > 0) {
-		free(db.queue[db.head]);
-		db.head = (db.head + 1) % db.cap;
-		db.count--;
-	}
-	free(db.queue);
-	event_free(db.flush_timer);
-	event_free(db.maintenance_timer);
-	event_free(db.reputation_timer);
 	free(db.rep_good);
 	free(db.rep_bad);
+	db.rep_good = db.rep_bad = NULL;
 	db.nrep_good = db.nrep_bad = 0;
 	free(db.listings);
-	free(db.conninfo);
-	free(db.appliance);
+	db.listings = NULL;
+	db.nlistings = 0;
 }
 
 void
 db_get_stats(struct db_stats *out)
 {
-	*out = db.stats;
-	out->queued = db.count;
+	memset(out, 0, sizeof(*out));
+	out->connected = db.status.connected != 0;
+	out->written = db.status.written;
+	out->dropped = db.status.dropped + db.dropped;
+	out->sessions_dropped = db.status.sessions_dropped + db.sessions_dropped;
+	out->errors = db.status.errors;
+	out->reconnects = db.status.reconnects;
+	out->reads_late = db.reads_late;
+	out->queued = (size_t)db.status.queued;
 }

@@ -9,7 +9,9 @@
 struct session;
 
 /*
- * PostgreSQL, fail-open. A writer connection streams events (session rows
+ * PostgreSQL, fail-open. Two halves: db.c is the engine's (the calls
+ * below), dbstore.c the privileged side's (the connections); they talk in
+ * messages (proxy/priv.h), so the SMTP engine never holds the conninfo. A writer connection streams events (session rows
  * with their reputation, contact news for peer appliances) in pipeline
  * mode from a bounded queue; a reader connection answers history lookups
  * within db_read_budget and follows listings with LISTEN/NOTIFY. When the
@@ -49,5 +51,15 @@ void	db_abandon_lookup(struct session *s);
 int	db_listing(const struct netaddr *addr);
 /* Reputation of an address across appliances (score beyond +-10): 1 good, -1 bad, 0 neither. */
 int	db_reputation(const struct netaddr *addr);
+
+/*
+ * The privileged side (the parent in a split, else the same process):
+ * the connections, the write queue and the reader. dbstore_busy - rows
+ * still queued on a live connection (the parent waits for them at stop).
+ */
+int	dbstore_start(const struct config *c);
+void	dbstore_reconfigure(const struct config *c);
+void	dbstore_stop(void);
+bool	dbstore_busy(void);
 
 #endif

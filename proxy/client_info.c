@@ -68,14 +68,35 @@ client_info_proxy_v1(char *buf, size_t len, const struct client_identity *id)
 	return n > 0 && (size_t)n < len ? (size_t)n : 0;
 }
 
+/* put_tlv - type, 16-bit length, value; returns the octets written. */
+static size_t
+put_tlv(uint8_t *p, uint8_t type, const void *value, size_t vlen)
+{
+	p[0] = type;
+	p[1] = (uint8_t)(vlen >> 8);
+	p[2] = (uint8_t)(vlen & 0xff);
+	memcpy(p + 3, value, vlen);
+	return 3 + vlen;
+}
+
 size_t
 client_info_proxy_v2(uint8_t *buf, size_t len, const struct client_identity *id)
 {
 	static const uint8_t signature[12] = { 0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a };
 	size_t alen = id->client.family == AF_INET ? 4 : 16;
-	size_t body = 2 * alen + 4, total = 16 + body;
+	size_t body = 2 * alen + 4, total, vlen = 0, clen = 0, ssl_len = 0;
 	uint16_t port;
 
+	if (id->tls_version && id->tls_version[0]) {
+		vlen = strlen(id->tls_version);
+		clen = id->tls_cipher ? strlen(id->tls_cipher) : 0;
+		if (vlen > PP2_TLS_NAME_MAX || clen > PP2_TLS_NAME_MAX)
+			return 0;
+		/* client (1) + verify (4) + version sub-TLV + cipher sub-TLV when known */
+		ssl_len = 5 + 3 + vlen + (clen ? 3 + clen : 0);
+		body += 3 + ssl_len;
+	}
+	total = 16 + body;
 	if (id->client.family != id->server.family || len < total)
 		return 0;
 	memcpy(buf, signature, 12);
@@ -89,5 +110,19 @@ client_info_proxy_v2(uint8_t *buf, size_t len, const struct client_identity *id)
 	memcpy(buf + 16 + 2 * alen, &port, 2);
 	port = htons(id->server_port);
 	memcpy(buf + 18 + 2 * alen, &port, 2);
+	if (ssl_len) {
+		uint8_t *p = buf + 20 + 2 * alen;
+		static const uint8_t verify_none[4] = { 0, 0, 0, 1 };	/* non-zero: no verified client certificate */
+
+		p[0] = PP2_TYPE_SSL;
+		p[1] = (uint8_t)(ssl_len >> 8);
+		p[2] = (uint8_t)(ssl_len & 0xff);
+		p[3] = PP2_CLIENT_SSL;
+		memcpy(p + 4, verify_none, 4);
+		p += 8;
+		p += put_tlv(p, PP2_SUBTYPE_SSL_VERSION, id->tls_version, vlen);
+		if (clen)
+			put_tlv(p, PP2_SUBTYPE_SSL_CIPHER, id->tls_cipher, clen);
+	}
 	return total;
 }

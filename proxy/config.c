@@ -4,6 +4,7 @@
  * file, so -n prints exactly what the daemon uses.
  */
 #include "config.h"
+#include "tls.h"
 
 #include <ctype.h>
 #include <regex.h>
@@ -44,6 +45,7 @@ struct config_key {
 static const char *const client_info_values[] = { "none", "xclient", "proxy_v1", "proxy_v2", NULL };
 static const char *const tempfail_stage_values[] = { "greeting", "rcpt", NULL };
 static const char *const backend_source_values[] = { "appliance", "client", NULL };
+static const char *const backend_tls_values[] = { "none", "may", "encrypt", NULL };
 
 #define SEC	1000LL
 #define MIN	(60 * SEC)
@@ -109,12 +111,18 @@ static const struct config_key config_keys[] = {
 	{ "transparent",		CT_BOOL, OFF(transparent), "no", 0, 1, NULL },
 	{ "backend_source",		CT_ENUM, OFF(backend_source), "appliance", 0, 0, backend_source_values },
 	{ "control_socket",		CT_STRING, OFF(control_socket), "", 0, 0, NULL },
+	{ "user",			CT_STRING, OFF(user), "mxtier", 0, 0, NULL },
 	{ "database",			CT_STRING, OFF(database), "", 0, 0, NULL },
 	{ "appliance_name",		CT_HOSTNAME, OFF(appliance_name), "", 0, 0, NULL },
 	{ "db_queue_size",		CT_INT, OFF(db_queue_size), "10000", 100, 1000000, NULL },
 	{ "db_flush_interval",		CT_DURATION, OFF(db_flush_interval), "50ms", 1, 10 * SEC, NULL },
 	{ "db_retention_days",		CT_INT, OFF(db_retention_days), "30", 1, 3650, NULL },
 	{ "db_read_budget",		CT_DURATION, OFF(db_read_budget), "200ms", 10, 10 * SEC, NULL },
+	{ "tls_cert_file",		CT_STRING, OFF(tls_cert_file), "", 0, 0, NULL },
+	{ "tls_key_file",		CT_STRING, OFF(tls_key_file), "", 0, 0, NULL },
+	{ "tls_handshake_timeout",	CT_DURATION, OFF(tls_handshake_timeout), "10s", 1 * SEC, 5 * MIN, NULL },
+	{ "backend_tls",		CT_ENUM, OFF(backend_tls), "none", 0, 0, backend_tls_values },
+	{ "backend_tls_ca_file",	CT_STRING, OFF(backend_tls_ca_file), "", 0, 0, NULL },
 };
 #define CONFIG_KEY_COUNT (sizeof(config_keys) / sizeof(config_keys[0]))
 
@@ -673,6 +681,21 @@ config_finish(struct config *c, const char *name, const unsigned *key_line, char
 		snprintf(err, errlen, "no tier addresses: set primary_ips, secondary_ips and/or bait_ips");
 		return -1;
 	}
+	/* Last: certificates are read only for a config that is otherwise good. */
+	{
+		const char *tls_key = NULL;
+		const struct config_key *k;
+		char why[400];
+
+		if (tls_config_load(c, &tls_key, why, sizeof(why)) == -1) {
+			k = config_key_find(tls_key ? tls_key : "tls_cert_file");
+			/* A certificate or key left unset has no line: name its partner, which was set. */
+			if (k && key_line[k - config_keys] == 0 && strncmp(k->name, "tls_", 4) == 0)
+				k = config_key_find(strcmp(k->name, "tls_cert_file") == 0 ? "tls_key_file" : "tls_cert_file");
+			snprintf(err, errlen, "%s:%u: %s: %s", name, k ? key_line[k - config_keys] : 0, k ? k->name : "?", why);
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -807,8 +830,13 @@ config_unref(struct config *c)
 	free(c->path);
 	free(c->nft_table);
 	free(c->control_socket);
+	free(c->user);
 	free(c->database);
 	free(c->appliance_name);
+	tls_config_free(c);
+	free(c->tls_cert_file);
+	free(c->tls_key_file);
+	free(c->backend_tls_ca_file);
 	string_list_clear(&c->dns_servers);
 	string_list_clear(&c->trap_recipients);
 	free(c->dnsbl_sites.items);

@@ -131,6 +131,7 @@ struct config {
 	int64_t		transparent;		/* bool */
 	int64_t		backend_source;		/* enum backend_source */
 	char		*control_socket;
+	char		*user;			/* the SMTP engine's account when started as root; "" = no split */
 
 	/* PostgreSQL: shared history, session rows, reputation, listings. */
 	char		*database;		/* libpq conninfo; "" = none */
@@ -139,6 +140,15 @@ struct config {
 	int64_t		db_flush_interval;
 	int64_t		db_retention_days;
 	int64_t		db_read_budget;
+
+	/* STARTTLS (tls.c builds the contexts when the config is loaded). */
+	char		*tls_cert_file;		/* comma-separated, one per key type (RSA, ECDSA) */
+	char		*tls_key_file;		/* the keys, in the same order */
+	int64_t		tls_handshake_timeout;
+	int64_t		backend_tls;		/* enum backend_tls */
+	char		*backend_tls_ca_file;	/* "" = the backend's certificate is not verified */
+	void		*tls_server_ctx;	/* SSL_CTX *; NULL without a certificate */
+	void		*tls_client_ctx;	/* SSL_CTX *; NULL with backend_tls = none */
 };
 
 const char	*tier_role_name(enum tier_role role);

@@ -3,7 +3,9 @@
  *   status
  *   block add ADDRESS [TTL] | block del ADDRESS | block list
  *   allow add ADDRESS [TTL] | allow del ADDRESS | allow list
- * Only root (the socket is created 0600) reaches it.
+ * Only root (the socket is created 0600) reaches it. In a split the
+ * unprivileged engine serves it; a block or allow still reaches the kernel
+ * sets only through the privileged parent's checks.
  */
 #include "control.h"
 
@@ -22,12 +24,14 @@
 #include "db.h"
 #include "history.h"
 #include "log.h"
+#include "priv.h"
 
 #define CONTROL_LINE_MAX	512
 #define CONTROL_TIMEOUT_S	5
 
 static struct evconnlistener *control_listener;
 static char control_path[108];
+static int control_fd = -1;	/* bound before the split, accepted on once the loop runs */
 static ino_t control_inode;	/* ours: a successor's socket at the same path is left alone */
 
 static void
@@ -48,6 +52,8 @@ control_status(struct evbuffer *out)
 	evbuffer_add_printf(out, "sessions_active %zu\n", mxd->active_sessions);
 	evbuffer_add_printf(out, "sessions_total %llu\n", (unsigned long long)st->sessions);
 	evbuffer_add_printf(out, "backend %s\n", mxd->backend_up ? "up" : "down");
+	evbuffer_add_printf(out, "privsep %s\n", priv_split() ? "yes" : "no");
+	evbuffer_add_printf(out, "privsep_dropped %llu\n", (unsigned long long)priv_engine_dropped());
 	evbuffer_add_printf(out, "shedding %s\n", mxd->shedding ? reason_name(mxd->shed_reason) : "no");
 	evbuffer_add_printf(out, "history_entries %zu\n", history_entries());
 	evbuffer_add_printf(out, "messages_relayed %llu\n", (unsigned long long)st->messages_relayed);
@@ -181,11 +187,18 @@ control_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockadd
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
+/*
+ * control_open - bind the socket (0600, so only root reaches it) before the
+ * split: the engine accepts on it without the right to create it, and the
+ * privileged parent, which may remove it, knows which inode is ours.
+ */
 int
-control_start(const char *path)
+control_open(const char *path)
 {
 	struct sockaddr_un sun;
+	struct stat st;
 	mode_t old;
+	int fd;
 
 	if (path == NULL || path[0] == '\0')
 		return 0;
@@ -194,33 +207,71 @@ control_start(const char *path)
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
 	snprintf(control_path, sizeof(control_path), "%s", path);
 	unlink(path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1)
+		goto fail;
 	old = umask(077);
-	control_listener = evconnlistener_new_bind(mxd->base, control_accept_cb, NULL,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16, (struct sockaddr *)&sun, sizeof(sun));
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		umask(old);
+		goto fail;
+	}
 	umask(old);
+	if (listen(fd, 16) == -1)
+		goto fail;
+	if (stat(path, &st) == 0)
+		control_inode = st.st_ino;
+	control_fd = fd;
+	return 0;
+fail:
+	log_warn("control socket %s: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+/* control_start - accept on the socket control_open made, on this process's loop. */
+int
+control_start(void)
+{
+	if (control_fd == -1)
+		return 0;
+	control_listener = evconnlistener_new(mxd->base, control_accept_cb, NULL,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16, control_fd);
 	if (control_listener == NULL) {
-		log_warn("control socket %s: %s", path, strerror(errno));
+		log_warn("control socket %s: %s", control_path, strerror(errno));
 		return -1;
 	}
-	{
-		struct stat st;
-
-		if (stat(path, &st) == 0)
-			control_inode = st.st_ino;
-	}
-	log_info("control socket %s", path);
+	control_fd = -1;
+	log_info("control socket %s", control_path);
 	return 0;
+}
+
+void
+control_close_inherited(void)
+{
+	if (control_fd >= 0)
+		close(control_fd);
+	control_fd = -1;
+}
+
+/* control_unlink - remove our socket file, never a successor's at the same path. */
+void
+control_unlink(void)
+{
+	struct stat st;
+
+	if (control_path[0] != '\0' && stat(control_path, &st) == 0 && st.st_ino == control_inode)
+		unlink(control_path);
 }
 
 void
 control_stop(void)
 {
 	if (control_listener) {
-		struct stat st;
-
 		evconnlistener_free(control_listener);
 		control_listener = NULL;
-		if (stat(control_path, &st) == 0 && st.st_ino == control_inode)
-			unlink(control_path);
 	}
+	control_close_inherited();
+	/* In a split the engine may not remove it: the privileged parent does, after the engine stopped. */
+	if (priv_role() == PRIV_ROLE_SINGLE)
+		control_unlink();
 }

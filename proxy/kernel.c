@@ -1,8 +1,11 @@
 /*
- * kernel.c - from history listings to nftables set elements. Some
- * addresses are never written whatever the verdict: loopback, the backend,
- * the tier addresses and the appliance's own, so no listing can cut the
- * appliance off from its own network.
+ * kernel.c - from history listings to nftables set elements, in two
+ * halves. The engine only says "list this address for this long"; the
+ * privileged side owns the netlink writer and decides what may be
+ * written. Some addresses are never written whatever the verdict:
+ * loopback, the backend, the tier addresses and the appliance's own, so
+ * no listing (and no compromised engine) can cut the appliance off from
+ * its own network.
  */
 #include "kernel.h"
 
@@ -14,13 +17,56 @@
 #include "history.h"
 #include "log.h"
 #include "nftset.h"
+#include "priv.h"
 
 #define OWN_ADDRESSES_MAX 256
+
+/* ---- the engine's half ---- */
+
+static bool kernel_forwarding;
+
+/* kernel_forward - history's listing hook: one bounded message to the privileged side. */
+static void
+kernel_forward(const struct netaddr *addr, unsigned prefix_len, int64_t ttl_ms, bool block)
+{
+	struct priv_kernel_listing m;
+
+	memset(&m, 0, sizeof(m));
+	m.addr = *addr;
+	m.prefix_len = prefix_len;
+	m.block = block;
+	m.ttl_ms = ttl_ms;
+	priv_to_privileged(PRIV_MSG_KERNEL_LISTING, &m, sizeof(m));
+}
+
+int
+kernel_init(const struct config *c)
+{
+	kernel_forwarding = c->kernel_sets != 0;
+	history_set_listing_hook(kernel_forwarding ? kernel_forward : NULL);
+	return 0;
+}
+
+void
+kernel_reconfigure(const struct config *c)
+{
+	kernel_init(c);
+}
+
+void
+kernel_shutdown(void)
+{
+	kernel_forwarding = false;
+	history_set_listing_hook(NULL);
+}
+
+/* ---- the privileged half ---- */
 
 static struct {
 	struct nftset	*writer;
 	struct netaddr	 own[OWN_ADDRESSES_MAX];
 	size_t		 own_count;
+	uint64_t	 refused;
 } kernel;
 
 static void
@@ -38,9 +84,8 @@ collect_own_addresses(void)
 	freeifaddrs(ifa);
 }
 
-/* kernel_never_listed - addresses no verdict may put into a kernel set. */
-static bool
-kernel_never_listed(const struct netaddr *a, unsigned prefix_len)
+bool
+kernel_priv_excluded(const struct netaddr *a, unsigned prefix_len)
 {
 	const struct config *c = mxd->config;
 	struct cidr covered = { .addr = *a, .prefix_len = prefix_len };
@@ -61,57 +106,82 @@ kernel_never_listed(const struct netaddr *a, unsigned prefix_len)
 	return false;
 }
 
+/* kernel_listing_refuse - a listing the engine should never have sent. */
 static void
-kernel_listing(const struct netaddr *addr, unsigned prefix_len, int64_t ttl_ms, bool block)
+kernel_listing_refuse(const struct priv_kernel_listing *m, const char *why)
 {
-	char text[NETADDR_STRLEN];
-	enum nftset_kind kind = block ? NFTSET_BLOCK : NFTSET_TRUST;
+	kernel.refused++;
+	log_warn("kernel: refused a listing from the engine: %s", why);
+}
 
-	if (kernel.writer == NULL || (!block && !mxd->config->kernel_fast_path))
+/* kernel_listing_cb - check one listing (every field) and hand it to the writer. */
+static void
+kernel_listing_cb(const void *payload, size_t len)
+{
+	const struct config *c = mxd->config;
+	struct priv_kernel_listing m;
+	char text[NETADDR_STRLEN];
+	int64_t ttl_max;
+
+	memcpy(&m, payload, sizeof(m));
+	if (m.addr.family != AF_INET && m.addr.family != AF_INET6) {
+		kernel_listing_refuse(&m, "address family");
+		return;
+	}
+	if (m.prefix_len > (m.addr.family == AF_INET ? 32u : 128u) || m.block > 1 || m.ttl_ms < 0) {
+		kernel_listing_refuse(&m, "prefix, kind or TTL out of range");
+		return;
+	}
+	if (kernel.writer == NULL || (!m.block && !c->kernel_fast_path))
 		return;
 	/*
 	 * The fast path DNATs to the backend, so only clients of the backend's
 	 * family can take it; and an IPv6 trust element would be a whole /64
 	 * (the writer keys IPv6 by prefix), trusting neighbours nobody vouched for.
 	 */
-	if (!block && (addr->family != mxd->config->backend_addr.family || addr->family == AF_INET6))
+	if (!m.block && (m.addr.family != c->backend_addr.family || m.addr.family == AF_INET6))
 		return;
-	if (kernel_never_listed(addr, prefix_len)) {
+	if (kernel_priv_excluded(&m.addr, m.prefix_len)) {
 		log_info("kernel: not listing %s/%u (loopback, backend, tier or own address)",
-		    netaddr_format(addr, text, sizeof(text)), prefix_len);
+		    netaddr_format(&m.addr, text, sizeof(text)), m.prefix_len);
 		return;
 	}
-	if (ttl_ms > 0)
-		nftset_add(kernel.writer, kind, addr, ttl_ms);
-	else
-		nftset_del(kernel.writer, kind, addr);
+	if (m.ttl_ms == 0) {
+		nftset_del(kernel.writer, m.block ? NFTSET_BLOCK : NFTSET_TRUST, &m.addr);
+		return;
+	}
+	/* Kernel elements live at most as long as the config lets a verdict last; longer listings stay in mxtierd. */
+	ttl_max = m.block ? c->block_ttl_max : c->pass_ttl;
+	if (m.ttl_ms > ttl_max)
+		m.ttl_ms = ttl_max;
+	nftset_add(kernel.writer, m.block ? NFTSET_BLOCK : NFTSET_TRUST, &m.addr, m.ttl_ms);
 }
 
 int
-kernel_init(const struct config *c)
+kernel_priv_start(const struct config *c)
 {
+	collect_own_addresses();
+	priv_on(PRIV_MSG_KERNEL_LISTING, kernel_listing_cb);
 	if (!c->kernel_sets)
 		return 0;
-	collect_own_addresses();
 	kernel.writer = nftset_open(mxd->base, c->nft_table, (uint16_t)c->listen_port);
 	if (kernel.writer == NULL) {
 		log_warn("kernel: cannot open the nftables set writer; refusals stay in mxtierd only");
 		return -1;
 	}
-	history_set_listing_hook(kernel_listing);
 	log_info("kernel sets on: table inet %s", c->nft_table);
 	return 0;
 }
 
 void
-kernel_reconfigure(const struct config *c)
+kernel_priv_reconfigure(const struct config *c)
 {
 	if (kernel.writer && !c->kernel_sets) {
-		kernel_shutdown();
+		kernel_priv_stop();
 		return;
 	}
 	if (kernel.writer == NULL && c->kernel_sets) {
-		kernel_init(c);
+		kernel_priv_start(c);
 		return;
 	}
 	collect_own_addresses();
@@ -121,9 +191,8 @@ kernel_reconfigure(const struct config *c)
 }
 
 void
-kernel_shutdown(void)
+kernel_priv_stop(void)
 {
-	history_set_listing_hook(NULL);
 	if (kernel.writer) {
 		nftset_flush(kernel.writer);
 		nftset_close(kernel.writer);

@@ -17,6 +17,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "priv.h"
 #include "session.h"
 
 #define LISTEN_BACKLOG		1024
@@ -86,13 +87,13 @@ listener_error_cb(struct evconnlistener *lev, void *arg)
 }
 
 /*
- * listener_socket - a listening socket for one tier address. In
+ * listener_socket_open - a listening socket for one tier address. In
  * transparent mode it is IP_TRANSPARENT, so it can own a tier address that
  * is not local: TPROXY hands it the connections, and getsockname() on an
  * accepted socket still says which tier the client wanted.
  */
-static int
-listener_socket(const struct netaddr *addr, uint16_t port, bool transparent)
+int
+listener_socket_open(const struct netaddr *addr, uint16_t port, bool transparent)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen;
@@ -139,7 +140,8 @@ listener_open(const struct netaddr *addr, uint16_t port, enum tier_role tier, bo
 	l->port = port;
 	l->tier = tier;
 	l->transparent = transparent;
-	fd = listener_socket(addr, port, transparent);
+	/* After the engine dropped root, port 25 and IP_TRANSPARENT come from the privileged parent. */
+	fd = priv_listener_socket(addr, port, transparent);
 	l->lev = fd == -1 ? NULL : evconnlistener_new(mxd->base, listener_accept_cb, l,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (l->lev == NULL) {

@@ -1,6 +1,9 @@
 #ifndef MXTIER_LISTENER_H
 #define MXTIER_LISTENER_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "config.h"
 
 /*
@@ -10,5 +13,7 @@
  */
 int	listeners_apply(const struct config *c);
 void	listeners_close_all(void);
+/* listener_socket_open - bind and listen (privileged where port or transparency need it); -1 with errno. */
+int	listener_socket_open(const struct netaddr *addr, uint16_t port, bool transparent);
 
 #endif

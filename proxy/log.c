@@ -7,6 +7,8 @@
 #include <time.h>
 
 int log_verbose;
+/* "priv: " in the privileged parent, so its lines stand apart from the engine's. */
+const char *log_prefix = "";
 
 static void
 log_vemit(const char *level, const char *fmt, va_list ap)
@@ -20,7 +22,7 @@ log_vemit(const char *level, const char *fmt, va_list ap)
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	/* One write per line so lines from a busy loop never interleave. */
-	fprintf(stderr, "%s.%03ldZ mxtierd[%s]: %s\n", stamp, (long)(tv.tv_usec / 1000), level, buf);
+	fprintf(stderr, "%s.%03ldZ mxtierd[%s]: %s%s\n", stamp, (long)(tv.tv_usec / 1000), level, log_prefix, buf);
 }
 
 void

@@ -6,6 +6,7 @@
 
 /* Logging to stderr, one line per call, with a timestamp. */
 extern int log_verbose;
+extern const char *log_prefix;
 
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -1,6 +1,8 @@
 /*
  * main.c - mxtierd: command line, the event loop, signals (SIGHUP reload,
- * SIGTERM/SIGINT graceful stop, SIGUSR1 counters).
+ * SIGTERM/SIGINT graceful stop, SIGUSR1 counters). Started as root with a
+ * `user`, the process splits first (proxy/priv.c): what follows priv_start
+ * is the SMTP engine, which drops to that user before its loop runs.
  */
 #include <event2/event.h>
 #include <signal.h>
@@ -20,6 +22,7 @@
 #include "kernel.h"
 #include "listener.h"
 #include "log.h"
+#include "priv.h"
 #include "session.h"
 
 static struct event *shutdown_timer;
@@ -36,16 +39,10 @@ usage(void)
 	exit(2);
 }
 
+/* reload_apply - a checked configuration replaces the running one (sessions keep theirs). */
 static void
-reload_cb(evutil_socket_t sig, short what, void *arg)
+reload_apply(struct config *next)
 {
-	char err[1024];
-	struct config *next = config_load(mxd->config->path, err, sizeof(err));
-
-	if (next == NULL) {
-		log_warn("reload refused: %s (keeping the running configuration)", err);
-		return;
-	}
 	if (mxd->draining) {
 		config_unref(next);
 		return;
@@ -57,7 +54,40 @@ reload_cb(evutil_socket_t sig, short what, void *arg)
 	dns_init(next);
 	kernel_reconfigure(next);
 	db_reconfigure(next);
+	priv_local_reconfigure(next);
 	log_info("reloaded %s", next->path);
+}
+
+static void
+reload_cb(evutil_socket_t sig, short what, void *arg)
+{
+	char err[1024];
+	struct config *next;
+
+	/* In a split the parent reads the file (as root) and sends us its text: ask it to. */
+	if (priv_role() == PRIV_ROLE_ENGINE) {
+		priv_to_privileged(PRIV_MSG_RELOAD, NULL, 0);
+		return;
+	}
+	if ((next = config_load(mxd->config->path, err, sizeof(err))) == NULL) {
+		log_warn("reload refused: %s (keeping the running configuration)", err);
+		return;
+	}
+	reload_apply(next);
+}
+
+/* config_text_cb - the privileged parent's reload: the file it checked, the database value redacted. */
+static void
+config_text_cb(const void *payload, size_t len)
+{
+	char err[1024];
+	struct config *next = config_load_string(mxd->config->path, payload, err, sizeof(err));
+
+	if (next == NULL) {
+		log_warn("reload refused: %s (keeping the running configuration)", err);
+		return;
+	}
+	reload_apply(next);
 }
 
 static void
@@ -136,7 +166,7 @@ main(int argc, char **argv)
 	if (optind != argc)
 		usage();
 
-	mxd->config = config_load(path, err, sizeof(err));
+	mxd->config = priv_config_load(path, err, sizeof(err));
 	if (mxd->config == NULL) {
 		fprintf(stderr, "mxtierd: %s\n", err);
 		return 1;
@@ -146,9 +176,16 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (check_only) {
+		if (priv_check_user(mxd->config) == -1)
+			return 1;
 		printf("%s: configuration ok\n", path);
 		return 0;
 	}
+
+	/* Bound as root before the split; only the engine serves it. */
+	if (control_open(mxd->config->control_socket) == -1)
+		fatalx("cannot open the control socket");
+	priv_start(mxd->config);	/* the privileged parent never returns from here */
 
 	signal(SIGPIPE, SIG_IGN);
 	mxd->base = event_base_new();
@@ -156,19 +193,7 @@ main(int argc, char **argv)
 		fatalx("cannot create the event loop");
 	mxd->clients = client_table_new();
 	mxd->next_session_id = ((uint64_t)time(NULL) & 0xffffff) << 16;
-	if (listeners_apply(mxd->config) == -1)
-		fatalx("cannot listen on every tier address; exiting");
-	if (health_start() == -1)
-		fatalx("cannot start the backend probe");
-	if (dns_init(mxd->config) == -1)
-		log_warn("DNS checks will report \"unknown\" until a resolver is configured");
-	if (history_init() == -1 || shed_start() == -1)
-		fatalx("cannot start the history sweep or the load monitor");
-	if (control_start(mxd->config->control_socket) == -1)
-		fatalx("cannot open the control socket");
-	kernel_init(mxd->config);	/* never fatal: refusals also apply in mxtierd itself */
-	db_start(mxd->config);		/* never fatal either: mail flows without the database */
-
+	/* Before anything listens: a signal that comes as soon as a port answers is handled, not fatal. */
 	sig_hup = evsignal_new(mxd->base, SIGHUP, reload_cb, NULL);
 	sig_term = evsignal_new(mxd->base, SIGTERM, shutdown_cb, NULL);
 	sig_int = evsignal_new(mxd->base, SIGINT, shutdown_cb, NULL);
@@ -177,6 +202,24 @@ main(int argc, char **argv)
 	evsignal_add(sig_term, NULL);
 	evsignal_add(sig_int, NULL);
 	evsignal_add(sig_usr1, NULL);
+	if (priv_engine_start() == -1)
+		fatalx("cannot set up the channel to the privileged side");
+	priv_on(PRIV_MSG_CONFIG, config_text_cb);
+	if (listeners_apply(mxd->config) == -1)
+		fatalx("cannot listen on every tier address; exiting");
+	if (health_start() == -1)
+		fatalx("cannot start the backend probe");
+	if (dns_init(mxd->config) == -1)
+		log_warn("DNS checks will report \"unknown\" until a resolver is configured");
+	if (history_init() == -1 || shed_start() == -1)
+		fatalx("cannot start the history sweep or the load monitor");
+	if (control_start() == -1)
+		fatalx("cannot open the control socket");
+	kernel_init(mxd->config);	/* never fatal: refusals also apply in mxtierd itself */
+	db_start(mxd->config);		/* never fatal either: mail flows without the database */
+	priv_local_start();		/* no split: the set writer and the database connections live here */
+	priv_drop();			/* a split: from here on no root, no capabilities */
+
 	{
 		char backend[NETADDR_STRLEN];
 
@@ -187,9 +230,22 @@ main(int argc, char **argv)
 
 	event_base_dispatch(mxd->base);
 
+	/* A timer that has fired is no longer the loop's: free what shutdown_cb made. */
+	if (shutdown_timer != NULL)
+		event_free(shutdown_timer);
+	if (exit_check_timer != NULL)
+		event_free(exit_check_timer);
+	shutdown_timer = exit_check_timer = NULL;
+	event_free(sig_hup);
+	event_free(sig_term);
+	event_free(sig_int);
+	event_free(sig_usr1);
+
 	control_stop();
 	kernel_shutdown();
 	db_stop();
+	priv_local_stop();
+	priv_engine_stop();
 	stats_log(&mxd->stats);
 	log_info("mxtierd stopped");
 	return 0;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
 #include "daemon.h"
@@ -14,6 +15,11 @@ outq_flush_cb(evutil_socket_t fd, short what, void *arg)
 	struct evbuffer *out = bufferevent_get_output(q->bev);
 	evutil_socket_t sock = bufferevent_getfd(q->bev);
 
+	if (evbuffer_get_length(out) > 0 && bufferevent_openssl_get_ssl(q->bev) != NULL) {
+		/* TLS: never around OpenSSL; it writes on the next writable event, once per pass. */
+		bufferevent_enable(q->bev, EV_WRITE);
+		return;
+	}
 	if (evbuffer_get_length(out) > 0 && sock >= 0) {
 		int n;
 
@@ -50,6 +56,17 @@ outq_kick(struct outq *q)
 	/* Activating an already active event only merges: one flush per pass whatever the replies. */
 	if (q->flush)
 		event_active(q->flush, EV_TIMEOUT, 0);
+}
+
+void
+outq_rebind(struct outq *q, struct bufferevent *bev)
+{
+	/*
+	 * EV_WRITE stays as it is: a TLS bufferevent still handshaking needs
+	 * its write event (libevent 2.1 removes it on disable even then). The
+	 * owner turns it off once the handshake is done.
+	 */
+	q->bev = bev;
 }
 
 void

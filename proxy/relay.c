@@ -19,13 +19,18 @@
 #include "client_info.h"
 #include "daemon.h"
 #include "log.h"
+#include "priv.h"
 #include "reply_parser.h"
 #include "session.h"
+#include "tls.h"
 
 enum relay_state {
 	RELAY_CONNECTING = 0,
 	RELAY_GREETING,		/* waiting for the backend's 220 */
 	RELAY_EHLO,
+	RELAY_STARTTLS,		/* STARTTLS sent (backend_tls): waiting for its 220 */
+	RELAY_TLS_HANDSHAKE,	/* the TLS bufferevent has the socket */
+	RELAY_EHLO_TLS,		/* EHLO again inside TLS */
 	RELAY_XCLIENT,		/* XCLIENT sent: a new 220 follows */
 	RELAY_EHLO_AGAIN,	/* EHLO after XCLIENT */
 	RELAY_IDLE,		/* ready, nothing outstanding */
@@ -36,7 +41,7 @@ enum relay_state {
 };
 
 static const char *const relay_state_names[RELAY_STATE_COUNT] = {
-	"CONNECTING", "GREETING", "EHLO", "XCLIENT", "EHLO_AGAIN", "IDLE", "COMMAND", "STREAMING", "QUITTING"
+	"CONNECTING", "GREETING", "EHLO", "STARTTLS", "TLS_HANDSHAKE", "EHLO_TLS", "XCLIENT", "EHLO_AGAIN", "IDLE", "COMMAND", "STREAMING", "QUITTING"
 };
 
 #define RELAY_QUIT_LINGER_MS 2000
@@ -46,6 +51,7 @@ struct relay {
 	struct bufferevent	*bev;
 	struct event		*timer;
 	enum relay_state	 state;
+	bool			 tls;		/* the backend leg is TLS */
 	bool			 command_is_data;
 	struct smtp_reply	 reply;
 	char			 first_command[SMTP_COMMAND_LINE_MAX + 64];
@@ -112,28 +118,21 @@ relay_send(struct relay *r, const char *line, size_t len)
 /*
  * relay_socket - -1 lets libevent make the socket, unless the backend must
  * see the client's own address (backend_source = client): then an
- * IP_TRANSPARENT socket bound to it. If that fails the appliance's own
- * address is used and the failure logged, since mail must still flow.
+ * IP_TRANSPARENT socket bound to it, which needs CAP_NET_ADMIN, so in a
+ * privilege split the privileged parent makes it and passes it over. If
+ * that fails the appliance's own address is used and the failure logged,
+ * since mail must still flow.
  */
 static evutil_socket_t
 relay_socket(const struct session *s)
 {
-	struct sockaddr_storage ss;
-	socklen_t sslen;
-	int fd, one = 1;
+	int fd;
 
 	if (s->config->backend_source != BACKEND_FROM_CLIENT || s->client.family != s->config->backend_addr.family)
 		return -1;
-	netaddr_to_sockaddr(&s->client, 0, &ss, &sslen);
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1)
-		return -1;
-	if ((ss.ss_family == AF_INET ? setsockopt(fd, IPPROTO_IP, IP_TRANSPARENT, &one, sizeof(one)) :
-	    setsockopt(fd, IPPROTO_IPV6, IPV6_TRANSPARENT, &one, sizeof(one))) == -1 ||
-	    bind(fd, (struct sockaddr *)&ss, sslen) == -1) {
+	if ((fd = priv_transparent_socket(&s->client)) == -1) {
 		log_warn("session %010llx: cannot connect from the client's address: %s", (unsigned long long)s->id,
 		    strerror(errno));
-		close(fd);
 		return -1;
 	}
 	return fd;
@@ -196,8 +195,11 @@ relay_free(struct relay *r)
 	if (r->timer)
 		event_free(r->timer);
 	outq_free(&r->out);
-	if (r->bev)
+	if (r->bev) {
+		if (r->tls && r->state == RELAY_QUITTING)
+			tls_shutdown(r->bev);
 		bufferevent_free(r->bev);
+	}
 	free(r);
 }
 
@@ -213,6 +215,10 @@ relay_identity(const struct relay *r, struct client_identity *id)
 	id->server_port = s->server_port;
 	id->helo = s->helo;
 	id->esmtp = s->esmtp;
+	if (s->tls) {
+		id->tls_version = tls_version_name(s->bev);
+		id->tls_cipher = tls_cipher_name(s->bev);
+	}
 }
 
 static void
@@ -236,7 +242,7 @@ relay_connected(struct relay *r)
 	const struct config *c = r->session->config;
 	struct client_identity id;
 	int one = 1;
-	uint8_t header[128];
+	uint8_t header[256];
 	size_t n = 0;
 
 	setsockopt(bufferevent_getfd(r->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -266,7 +272,118 @@ relay_ready(struct relay *r)
 	relay_command(r, r->first_command, r->first_command_len);
 }
 
-/* relay_handshake_reply - a complete reply during connect/greeting/EHLO/XCLIENT. */
+/* ehlo_offers_starttls - a "250-STARTTLS" / "250 STARTTLS" line after the first. */
+static bool
+ehlo_offers_starttls(const struct smtp_reply *reply)
+{
+	const char *p = reply->text, *end = reply->text + reply->len;
+	bool first = true;
+
+	while (p < end) {
+		const char *eol = memchr(p, '\r', (size_t)(end - p));
+
+		if (eol == NULL)
+			eol = end;
+		if (!first && eol - p == 12 && strncasecmp(p + 4, "STARTTLS", 8) == 0)
+			return true;
+		first = false;
+		p = eol + 2;
+	}
+	return false;
+}
+
+/* relay_tls_fail - backend_tls could not be honoured: counted apart, then an ordinary relay failure. */
+static void
+relay_tls_fail(struct relay *r, const char *why)
+{
+	tls_counters.backend_failures++;
+	if (r->session)
+		snprintf(r->session->backend_tls_info, sizeof(r->session->backend_tls_info), "failed");
+	relay_fail(r, why);
+}
+
+/*
+ * relay_start_tls - the backend said 220 to STARTTLS: the same socket goes
+ * on as a TLS client. Its TLS comes before XCLIENT, so the client's
+ * identity and its HELO never cross the wire in plaintext.
+ */
+static void
+relay_start_tls(struct relay *r)
+{
+	const struct config *c = r->session->config;
+	struct bufferevent *bev;
+	SSL *ssl;
+
+	/* Bytes after the 220 were sent before TLS: the same injection as on the client leg. */
+	if (evbuffer_get_length(bufferevent_get_input(r->bev)) > 0) {
+		relay_tls_fail(r, "sent data after its 220 to STARTTLS");
+		return;
+	}
+	if ((ssl = tls_client_new(c)) == NULL) {
+		relay_tls_fail(r, "cannot create a TLS session");
+		return;
+	}
+	bev = tls_upgrade(r->bev, ssl, false);
+	r->bev = bev;	/* the plain one is gone either way */
+	if (bev == NULL) {
+		relay_tls_fail(r, "cannot start TLS on the socket");
+		return;
+	}
+	bufferevent_setcb(bev, relay_read_cb, relay_write_cb, relay_event_cb, r);
+	bufferevent_setwatermark(bev, EV_WRITE, RELAY_OUTPUT_LOW, 0);
+	bufferevent_setwatermark(bev, EV_READ, 0, REPLY_TEXT_MAX * 2);
+	outq_rebind(&r->out, bev);
+	bufferevent_enable(bev, EV_READ);
+	relay_enter_state(r, RELAY_TLS_HANDSHAKE);
+	relay_arm_timer(r, c->tls_handshake_timeout);
+}
+
+/* relay_tls_established - TLS is up: the backend forgets the plaintext EHLO, so EHLO again. */
+static void
+relay_tls_established(struct relay *r)
+{
+	const struct config *c = r->session->config;
+	struct timeval write_timeout = { .tv_sec = c->backend_timeout / 1000, .tv_usec = (c->backend_timeout % 1000) * 1000 };
+
+	evtimer_del(r->timer);
+	r->tls = true;
+	bufferevent_disable(r->bev, EV_WRITE);	/* outq enables it per flush */
+	tls_counters.backend_handshakes++;
+	tls_describe(r->bev, r->session->backend_tls_info, sizeof(r->session->backend_tls_info));
+	bufferevent_set_timeouts(r->bev, NULL, &write_timeout);
+	relay_send_ehlo(r, false);
+	relay_enter_state(r, RELAY_EHLO_TLS);
+	relay_arm_timer(r, c->backend_timeout);
+}
+
+/* relay_after_ehlo - EHLO answered (in TLS when asked for): XCLIENT, or the session's first command. */
+static void
+relay_after_ehlo(struct relay *r)
+{
+	const struct config *c = r->session->config;
+	struct client_identity id;
+	char line[2048];
+	size_t n;
+
+	if (c->backend_client_info != CLIENT_INFO_XCLIENT) {
+		relay_ready(r);
+		return;
+	}
+	if (!r->caps.xclient) {
+		relay_fail(r, "does not offer XCLIENT (backend_client_info = xclient)");
+		return;
+	}
+	relay_identity(r, &id);
+	if ((n = client_info_xclient(line, sizeof(line), &id)) == 0) {
+		relay_fail(r, "cannot encode XCLIENT");
+		return;
+	}
+	relay_send(r, line, n);
+	relay_enter_state(r, RELAY_XCLIENT);
+	relay_arm_timer(r, c->backend_timeout);
+}
+
+/* relay_handshake_reply - a complete reply during greeting/EHLO/STARTTLS/XCLIENT. */
 static void
 relay_handshake_reply(struct relay *r)
 {
@@ -284,30 +401,43 @@ relay_handshake_reply(struct relay *r)
 		relay_enter_state(r, r->state == RELAY_XCLIENT ? RELAY_EHLO_AGAIN : RELAY_EHLO);
 		break;
 	case RELAY_EHLO:
+	case RELAY_EHLO_TLS:
 	case RELAY_EHLO_AGAIN:
 		if (r->reply.code != 250)
 			goto refused;
 		backend_caps_parse(&r->caps, r->reply.text, r->reply.len);
 		mxd->backend_caps = r->caps;	/* the freshest word on what the backend offers */
-		if (r->state == RELAY_EHLO && c->backend_client_info == CLIENT_INFO_XCLIENT) {
-			struct client_identity id;
-			char line[2048];
-			size_t n;
-
-			if (!r->caps.xclient) {
-				relay_fail(r, "does not offer XCLIENT (backend_client_info = xclient)");
-				return;
-			}
-			relay_identity(r, &id);
-			if ((n = client_info_xclient(line, sizeof(line), &id)) == 0) {
-				relay_fail(r, "cannot encode XCLIENT");
-				return;
-			}
-			relay_send(r, line, n);
-			relay_enter_state(r, RELAY_XCLIENT);
-			break;
+		if (r->state == RELAY_EHLO_AGAIN) {
+			relay_ready(r);
+			return;
 		}
-		relay_ready(r);
+		if (r->state == RELAY_EHLO && c->backend_tls != BACKEND_TLS_NONE) {
+			if (ehlo_offers_starttls(&r->reply)) {
+				relay_send(r, "STARTTLS\r\n", 10);
+				relay_enter_state(r, RELAY_STARTTLS);
+				break;
+			}
+			if (c->backend_tls == BACKEND_TLS_ENCRYPT) {
+				relay_tls_fail(r, "does not offer STARTTLS (backend_tls = encrypt)");
+				return;
+			}
+		}
+		relay_after_ehlo(r);
+		return;
+	case RELAY_STARTTLS:
+		if (r->reply.code == 220) {
+			relay_start_tls(r);
+			return;
+		}
+		snprintf(why, sizeof(why), "refused STARTTLS: %.*s", (int)(flen > 100 ? 100 : flen), first);
+		if (c->backend_tls == BACKEND_TLS_ENCRYPT) {
+			relay_tls_fail(r, why);
+			return;
+		}
+		/* may: a 4xx/5xx to STARTTLS leaves the plaintext session as it was. */
+		log_info("session %010llx: backend %s; going on without TLS (backend_tls = may)",
+		    (unsigned long long)r->session->id, why);
+		relay_after_ehlo(r);
 		return;
 	default:
 		break;
@@ -358,8 +488,9 @@ relay_read_cb(struct bufferevent *bev, void *arg)
 		struct evbuffer_ptr eol;
 		size_t eol_len, n;
 
-		if (r->state != RELAY_GREETING && r->state != RELAY_EHLO && r->state != RELAY_XCLIENT &&
-		    r->state != RELAY_EHLO_AGAIN && r->state != RELAY_COMMAND && r->state != RELAY_QUITTING) {
+		if (r->state != RELAY_GREETING && r->state != RELAY_EHLO && r->state != RELAY_STARTTLS &&
+		    r->state != RELAY_EHLO_TLS && r->state != RELAY_XCLIENT && r->state != RELAY_EHLO_AGAIN &&
+		    r->state != RELAY_COMMAND && r->state != RELAY_QUITTING) {
 			if (evbuffer_get_length(in) > 0)
 				relay_fail(r, "sent data nobody asked for");
 			return;
@@ -412,6 +543,20 @@ relay_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		if (r->state == RELAY_CONNECTING)
 			(void)relay_connected(r);
+		else if (r->state == RELAY_TLS_HANDSHAKE && r->session)
+			relay_tls_established(r);
+		return;
+	}
+	if (r->state == RELAY_TLS_HANDSHAKE && (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))) {
+		char reason[96];
+
+		tls_error_text(bev, reason, sizeof(reason));
+		snprintf(why, sizeof(why), "TLS handshake failed: %s", reason);
+		relay_tls_fail(r, why);
+		return;
+	}
+	if (r->state == RELAY_STARTTLS && (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))) {
+		relay_tls_fail(r, "closed the connection at STARTTLS");
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
@@ -438,7 +583,10 @@ relay_timer_cb(evutil_socket_t fd, short what, void *arg)
 	char why[64];
 
 	snprintf(why, sizeof(why), "timed out in %s", relay_state_names[r->state]);
-	relay_fail(r, why);
+	if (r->state == RELAY_TLS_HANDSHAKE)
+		relay_tls_fail(r, why);
+	else
+		relay_fail(r, why);
 }
 
 void

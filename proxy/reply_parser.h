@@ -5,7 +5,9 @@
 #include <stddef.h>
 
 /* Bounds on what a backend may send as one reply. */
-#define REPLY_LINE_MAX	1000	/* with CRLF */
+/* RFC 5321 4.5.3.1.5: a reply line is at most 512 octets with CRLF. mxtierd is
+ * the speaker the internet sees, so a longer backend line is malformed, not passed on. */
+#define REPLY_LINE_MAX	512	/* with CRLF */
 #define REPLY_LINES_MAX	64
 #define REPLY_TEXT_MAX	8192
 

@@ -21,11 +21,12 @@
 #include "db.h"
 #include "log.h"
 #include "relay.h"
+#include "tls.h"
 
 static TAILQ_HEAD(session_list, session) all_sessions = TAILQ_HEAD_INITIALIZER(all_sessions);
 
 static const char *const session_state_names[SESSION_STATE_COUNT] = {
-	"RESOLVING", "GREETING", "HELO", "READY", "MAIL", "RCPT", "DATA", "CLOSING"
+	"RESOLVING", "GREETING", "STARTTLS", "HELO", "READY", "MAIL", "RCPT", "DATA", "CLOSING"
 };
 
 static void session_read_cb(struct bufferevent *bev, void *arg);
@@ -33,6 +34,8 @@ static void session_write_cb(struct bufferevent *bev, void *arg);
 static void session_event_cb(struct bufferevent *bev, short what, void *arg);
 static void session_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void session_drained(void *arg);
+static void session_tls_begin(struct session *s);
+static void session_tls_established(struct session *s);
 
 const char *
 session_state_name(enum session_state st)
@@ -74,8 +77,10 @@ session_arm_timer(struct session *s, int64_t ms)
 	int64_t left = s->deadline_ms - now_ms();
 	struct timeval tv;
 
+	/* Clamped to the deadline: one millisecond past it, since the timer may
+	 * fire within a millisecond early and the callback must see the deadline. */
 	if (left < ms)
-		ms = left > 0 ? left : 0;
+		ms = left > 0 ? left + 1 : 0;
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
 	evtimer_add(s->timer, &tv);
@@ -120,6 +125,9 @@ session_close(struct session *s, const char *fmt, ...)
 
 	if (s->state == SESSION_CLOSING)
 		return;
+	/* Between the 220 to STARTTLS and the end of the handshake a plaintext reply means nothing. */
+	if (s->state == SESSION_STARTTLS)
+		fmt = NULL;
 	if (fmt) {
 		va_start(ap, fmt);
 		evbuffer_add_vprintf(out, fmt, ap);
@@ -165,6 +173,8 @@ session_pause_read(struct session *s, bool pause)
 	} else if (s->state != SESSION_CLOSING) {
 		bufferevent_enable(s->bev, EV_READ);
 		session_arm_timer(s, s->state == SESSION_DATA ? s->config->data_timeout : s->config->command_timeout);
+		if (s->tls)
+			tls_kick_read(s->bev);
 	}
 }
 
@@ -196,12 +206,14 @@ session_log_summary(struct session *s)
 	log_escape(rcpt, sizeof(rcpt), s->first_rcpt, strlen(s->first_rcpt));
 	log_escape(backend, sizeof(backend), s->backend_reply, strlen(s->backend_reply));
 	log_escape(rdns, sizeof(rdns), s->dns.ptr_name, strlen(s->dns.ptr_name));
-	log_info("session id=%010llx tier=%s client=%s:%u rdns=%s fcrdns=%s dnsbl=%d helo=\"%s\" from=<%s> rcpts=%zu "
-	    "first_rcpt=<%s> messages=%u verdict=%s reasons=%s bytes=%llu duration=%.3f backend=\"%s\"",
+	log_info("session id=%010llx tier=%s client=%s:%u tls=%s rdns=%s fcrdns=%s dnsbl=%d helo=\"%s\" from=<%s> "
+	    "rcpts=%zu first_rcpt=<%s> messages=%u verdict=%s reasons=%s bytes=%llu duration=%.3f backend_tls=%s "
+	    "backend=\"%s\"",
 	    (unsigned long long)s->id, tier_role_name(s->tier), s->client_text, s->client_port,
-	    rdns[0] ? rdns : "-", s->dns.fcrdns ? "yes" : "no", s->dns.dnsbl_score, helo, from,
-	    s->rcpt_total, rcpt, s->messages, verdict_name(s->verdict), reasons[0] ? reasons : "-",
-	    (unsigned long long)s->bytes, (double)(now_ms() - s->started_ms) / 1000.0, backend);
+	    s->tls_info[0] ? s->tls_info : "no", rdns[0] ? rdns : "-", s->dns.fcrdns ? "yes" : "no",
+	    s->dns.dnsbl_score, helo, from, s->rcpt_total, rcpt, s->messages, verdict_name(s->verdict),
+	    reasons[0] ? reasons : "-", (unsigned long long)s->bytes, (double)(now_ms() - s->started_ms) / 1000.0,
+	    s->backend_tls_info[0] ? s->backend_tls_info : "no", backend);
 }
 
 void
@@ -218,8 +230,12 @@ session_free(struct session *s)
 	if (s->timer)
 		event_free(s->timer);
 	outq_free(&s->out);
-	if (s->bev)
+	if (s->bev) {
+		/* A close we decided on ends TLS with close_notify; a peer that went needs none. */
+		if (s->tls && s->state == SESSION_CLOSING)
+			tls_shutdown(s->bev);
 		bufferevent_free(s->bev);
+	}
 	if (s->counted)
 		client_table_remove(mxd->clients, &s->client_key);
 	TAILQ_REMOVE(&all_sessions, s, entry);
@@ -478,7 +494,7 @@ session_process_input(struct session *s)
 		return;
 	s->processing = true;
 	while (s->state != SESSION_CLOSING && s->state != SESSION_GREETING && s->state != SESSION_RESOLVING &&
-	    !s->waiting_backend &&
+	    s->state != SESSION_STARTTLS && !s->waiting_backend &&
 	    !s->read_paused) {
 		struct evbuffer *in = bufferevent_get_input(s->bev);
 		int rc;
@@ -494,6 +510,16 @@ session_process_input(struct session *s)
 				break;
 			continue;
 		}
+		if (s->skip_octets > 0) {
+			size_t have = evbuffer_get_length(in);
+			size_t take = have < s->skip_octets ? have : (size_t)s->skip_octets;
+
+			evbuffer_drain(in, take);
+			s->skip_octets -= take;
+			if (s->skip_octets > 0)
+				break;
+			continue;
+		}
 		rc = session_read_line(s, line, &len);
 		if (rc == 0)
 			break;
@@ -505,10 +531,14 @@ session_process_input(struct session *s)
 			continue;
 		}
 		session_execute_command(s, line, len, evbuffer_get_length(in) > 0);
-		if (s->state != SESSION_CLOSING && !s->waiting_backend && s->state != SESSION_DATA)
+		if (s->state != SESSION_CLOSING && !s->waiting_backend && s->state != SESSION_DATA &&
+		    s->state != SESSION_STARTTLS)
 			session_arm_command_timer(s);
 	}
 	s->processing = false;
+	/* Input taken below the high-water mark: what OpenSSL still holds must not wait for the socket. */
+	if (s->tls && s->state != SESSION_CLOSING)
+		tls_kick_read(s->bev);
 }
 
 /*
@@ -545,11 +575,12 @@ session_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
 
-	if (s->state == SESSION_GREETING || s->state == SESSION_RESOLVING) {
+	if (s->state == SESSION_GREETING || s->state == SESSION_RESOLVING || s->state == SESSION_STARTTLS) {
 		/* Talking before the banner ends: remember it, answer nothing yet. */
 		return;
 	}
-	if (s->state == SESSION_DATA)
+	/* The bulk read takes bytes off the socket: under TLS they are OpenSSL's. */
+	if (s->state == SESSION_DATA && !s->tls)
 		session_read_more(s);
 	session_process_input(s);
 }
@@ -563,6 +594,12 @@ session_drained(void *arg)
 	if (s->state == SESSION_CLOSING) {
 		if (s->stutter_sent == s->stutter_len)
 			session_free(s);
+		return;
+	}
+	/* The 220 to STARTTLS has left in plaintext: TLS takes the socket now. */
+	if (s->state == SESSION_STARTTLS) {
+		if (!s->tls_handshaking)
+			session_tls_begin(s);
 		return;
 	}
 	/* Commands held back while replies piled up may run now. */
@@ -584,6 +621,11 @@ session_write_cb(struct bufferevent *bev, void *arg)
 			session_free(s);
 		return;
 	}
+	if (s->state == SESSION_STARTTLS) {
+		if (!s->tls_handshaking && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			session_tls_begin(s);
+		return;
+	}
 	/* Output drained: commands held back for a non-reading client may run now. */
 	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
 		session_process_input(s);
@@ -593,12 +635,28 @@ static void
 session_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct session *s = arg;
+	char why[160];
 
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-		if (what & BEV_EVENT_ERROR)
-			log_debug("session %010llx: %s", (unsigned long long)s->id, strerror(errno));
-		session_free(s);
+	if ((what & BEV_EVENT_CONNECTED) && s->tls_handshaking) {
+		session_tls_established(s);
+		return;
 	}
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		return;
+	if (s->tls_handshaking) {
+		tls_error_text(bev, why, sizeof(why));
+		tls_counters.handshake_failures++;
+		snprintf(s->tls_info, sizeof(s->tls_info), "failed");
+		log_info("session %010llx: TLS handshake failed: %s", (unsigned long long)s->id, why);
+	} else if (s->tls && (what & BEV_EVENT_ERROR)) {
+		/* A close without close_notify is an EOF (SSL_OP_IGNORE_UNEXPECTED_EOF): this is worse. */
+		tls_error_text(bev, why, sizeof(why));
+		tls_counters.errors++;
+		log_info("session %010llx: TLS error: %s", (unsigned long long)s->id, why);
+	} else if (what & BEV_EVENT_ERROR) {
+		log_debug("session %010llx: %s", (unsigned long long)s->id, strerror(errno));
+	}
+	session_free(s);
 }
 
 static void
@@ -607,6 +665,16 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct session *s = arg;
 	const char *host = s->config->hostname;
 
+	if (s->state == SESSION_STARTTLS) {
+		/* No reply can be sent mid-handshake: the connection just ends. */
+		tls_counters.handshake_timeouts++;
+		snprintf(s->tls_info, sizeof(s->tls_info), "timeout");
+		session_add_reason(s, REASON_TIMEOUT);
+		log_info("session %010llx: TLS handshake timed out (%s)", (unsigned long long)s->id,
+		    s->tls_handshaking ? "handshake incomplete" : "220 to STARTTLS not taken");
+		session_free(s);
+		return;
+	}
 	if (s->state == SESSION_CLOSING && s->stutter_sent < s->stutter_len) {
 		struct timeval tv = { s->config->tarpit_delay / 1000, (s->config->tarpit_delay % 1000) * 1000 };
 
@@ -643,6 +711,90 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	session_add_reason(s, REASON_TIMEOUT);
 	session_close(s, "421 4.4.2 %s Timeout, closing connection", host);
+}
+
+/*
+ * session_starttls - STARTTLS was accepted. Whatever the client sent after
+ * the command line is plaintext that must never be executed once TLS is up
+ * (CVE-2011-0411): it is dropped with its buffer, counted and logged, the
+ * way Postfix does. Reading stops until the 220 has left in plaintext; the
+ * TLS bufferevent then takes over the socket (session_tls_begin).
+ */
+void
+session_starttls(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t pipelined = evbuffer_get_length(in);
+
+	if (pipelined > 0) {
+		evbuffer_drain(in, pipelined);
+		tls_counters.discarded_sessions++;
+		tls_counters.discarded_bytes += pipelined;
+		log_warn("session %010llx: %zu bytes pipelined after STARTTLS discarded", (unsigned long long)s->id,
+		    pipelined);
+	}
+	s->discarding_line = false;
+	/* A backend leg opened in plaintext was announced without TLS: the next MAIL opens a new one. */
+	if (s->relay) {
+		relay_quit(s->relay);
+		s->relay = NULL;
+	}
+	bufferevent_disable(s->bev, EV_READ);
+	session_reply(s, "220 2.0.0 Ready to start TLS");
+	session_enter_state(s, SESSION_STARTTLS);
+	evtimer_del(s->timer);
+	session_arm_timer(s, s->config->tls_handshake_timeout);
+}
+
+/* session_tls_begin - the 220 is out: the same socket continues as a TLS server. May free s. */
+static void
+session_tls_begin(struct session *s)
+{
+	SSL *ssl = tls_server_new(s->config);
+	struct bufferevent *bev;
+
+	if (ssl == NULL) {
+		bev = NULL;
+	} else {
+		bev = tls_upgrade(s->bev, ssl, true);
+		s->bev = bev;	/* the plain one is gone either way */
+	}
+	if (bev == NULL) {
+		tls_counters.handshake_failures++;
+		snprintf(s->tls_info, sizeof(s->tls_info), "failed");
+		log_warn("session %010llx: cannot start TLS: %s", (unsigned long long)s->id,
+		    ssl == NULL ? "no TLS context" : strerror(errno));
+		session_free(s);
+		return;
+	}
+	s->tls_handshaking = true;
+	bufferevent_setcb(bev, session_read_cb, session_write_cb, session_event_cb, s);
+	bufferevent_setwatermark(bev, EV_READ, 0, SESSION_INPUT_HIGH);
+	outq_rebind(&s->out, bev);
+	bufferevent_enable(bev, EV_READ);
+}
+
+/*
+ * session_tls_established - handshake done. RFC 3207 4.2: the server forgets
+ * all it learnt from the client before TLS, so EHLO is needed again, and the
+ * EHLO reply no longer offers STARTTLS.
+ */
+static void
+session_tls_established(struct session *s)
+{
+	s->tls_handshaking = false;
+	s->tls = true;
+	bufferevent_disable(s->bev, EV_WRITE);	/* outq enables it per flush */
+	tls_describe(s->bev, s->tls_info, sizeof(s->tls_info));
+	tls_counters.handshakes++;
+	log_debug("session %010llx: TLS established: %s", (unsigned long long)s->id, s->tls_info);
+	session_reset_transaction(s);
+	s->helo[0] = '\0';
+	s->esmtp = false;
+	session_enter_state(s, SESSION_HELO);
+	evtimer_del(s->timer);
+	session_arm_command_timer(s);
+	session_process_input(s);
 }
 
 /* session_shutdown_all - the shutdown grace is over: tell every client and close. */

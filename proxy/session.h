@@ -34,12 +34,14 @@ enum command_id {
 	CMD_QUIT,
 	CMD_HELP,
 	CMD_VRFY,
+	CMD_STARTTLS,
 	CMD_NOT_IMPLEMENTED
 };
 
 enum session_state {
 	SESSION_RESOLVING = 0,	/* DNS lookups for the greeting verdict; nothing sent yet */
 	SESSION_GREETING,	/* banner started, greet wait running */
+	SESSION_STARTTLS,	/* 220 to STARTTLS queued, then the handshake: nothing is read as SMTP */
 	SESSION_HELO,		/* waiting for EHLO/HELO */
 	SESSION_READY,		/* greeted, no mail transaction */
 	SESSION_MAIL,		/* MAIL accepted, no recipient yet */
@@ -105,6 +107,7 @@ struct session {
 	bool			 waiting_backend;	/* a command is with the backend: stop parsing */
 	bool			 processing;	/* re-entrancy guard for session_process_input */
 	bool			 read_paused;	/* back-pressure: the backend leg is full */
+	uint64_t		 skip_octets;	/* a refused BDAT chunk still to be discarded */
 	bool			 discarding_line;	/* inside an over-long command line */
 
 	char			 helo[SMTP_DOMAIN_MAX + 1];
@@ -132,6 +135,10 @@ struct session {
 	struct data_reader	 data;
 	bool			 data_failed;	/* the backend leg broke during DATA */
 	char			 backend_reply[256];	/* last final reply from the backend, for the log */
+	bool			 tls;		/* the client leg is TLS (handshake done) */
+	bool			 tls_handshaking;	/* the TLS bufferevent is in place, handshake running */
+	char			 tls_info[96];	/* "TLSv1.3/TLS_AES_256_GCM_SHA384", or why it failed */
+	char			 backend_tls_info[96];
 	char			 stutter[128];	/* tarpit: a suspect's refusal, written a byte per tarpit_delay */
 	size_t			 stutter_len, stutter_sent;
 };
@@ -159,6 +166,9 @@ const char *session_state_name(enum session_state st);
  * last reply and the session is freed from its own write or timer
  * callback. So a handler's caller may keep using the session.
  */
+
+/* session_starttls - the STARTTLS command was accepted: drop what was pipelined, 220, handshake. */
+void	session_starttls(struct session *s);
 
 /* Commands (session_cmd.c). */
 void	session_execute_command(struct session *s, char *line, size_t len, bool more_input);

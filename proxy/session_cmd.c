@@ -6,8 +6,11 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "checks/check.h"
 #include "daemon.h"
@@ -39,7 +42,9 @@ static void cmd_noop(struct session *s, const char *arg);
 static void cmd_quit(struct session *s, const char *arg);
 static void cmd_help(struct session *s, const char *arg);
 static void cmd_vrfy(struct session *s, const char *arg);
+static void cmd_starttls(struct session *s, const char *arg);
 static void cmd_not_implemented(struct session *s, const char *arg);
+static void cmd_bdat(struct session *s, const char *arg);
 
 static const struct command command_table[] = {
 	{ "EHLO",	CMD_EHLO,	NEEDS_NOTHING,	cmd_ehlo },
@@ -52,13 +57,14 @@ static const struct command command_table[] = {
 	{ "QUIT",	CMD_QUIT,	NEEDS_NOTHING,	cmd_quit },
 	{ "HELP",	CMD_HELP,	NEEDS_NOTHING,	cmd_help },
 	{ "VRFY",	CMD_VRFY,	NEEDS_NOTHING,	cmd_vrfy },
+	/* Its own checks: without a certificate it is 502 whatever the state. */
+	{ "STARTTLS",	CMD_STARTTLS,	NEEDS_NOTHING,	cmd_starttls },
 	/* Known verbs mxtierd deliberately does not offer to clients. */
 	{ "EXPN",	CMD_NOT_IMPLEMENTED, NEEDS_NOTHING, cmd_not_implemented },
-	{ "BDAT",	CMD_NOT_IMPLEMENTED, NEEDS_NOTHING, cmd_not_implemented },
+	{ "BDAT",	CMD_NOT_IMPLEMENTED, NEEDS_NOTHING, cmd_bdat },
 	{ "XCLIENT",	CMD_NOT_IMPLEMENTED, NEEDS_NOTHING, cmd_not_implemented },
 	{ "XFORWARD",	CMD_NOT_IMPLEMENTED, NEEDS_NOTHING, cmd_not_implemented },
 	{ "AUTH",	CMD_NOT_IMPLEMENTED, NEEDS_NOTHING, cmd_not_implemented },
-	{ "STARTTLS",	CMD_NOT_IMPLEMENTED, NEEDS_NOTHING, cmd_not_implemented },
 	{ "ETRN",	CMD_NOT_IMPLEMENTED, NEEDS_NOTHING, cmd_not_implemented },
 	{ "TURN",	CMD_NOT_IMPLEMENTED, NEEDS_NOTHING, cmd_not_implemented },
 	{ "ATRN",	CMD_NOT_IMPLEMENTED, NEEDS_NOTHING, cmd_not_implemented },
@@ -200,6 +206,8 @@ cmd_ehlo(struct session *s, const char *arg)
 	session_reply(s, "250-SIZE %llu", (unsigned long long)advertised_size(s));
 	if (mxd->backend_caps.eightbitmime)
 		session_reply(s, "250-8BITMIME");
+	if (s->config->tls_server_ctx && !s->tls)
+		session_reply(s, "250-STARTTLS");
 	session_reply(s, "250 ENHANCEDSTATUSCODES");
 }
 
@@ -386,7 +394,8 @@ cmd_quit(struct session *s, const char *arg)
 static void
 cmd_help(struct session *s, const char *arg)
 {
-	session_reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY");
+	session_reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY%s",
+	    s->config->tls_server_ctx && !s->tls ? " STARTTLS" : "");
 }
 
 static void
@@ -395,9 +404,65 @@ cmd_vrfy(struct session *s, const char *arg)
 	session_reply(s, "252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery");
 }
 
+/*
+ * cmd_starttls - RFC 3207. Refused inside a mail transaction rather than
+ * resetting it: a client that sends STARTTLS there is confused, and the
+ * envelope it gave in plaintext must not silently vanish.
+ */
+static void
+cmd_starttls(struct session *s, const char *arg)
+{
+	const char *refusal = NULL;
+
+	if (s->config->tls_server_ctx == NULL) {
+		cmd_not_implemented(s, arg);
+		return;
+	}
+	if (*arg != '\0')
+		refusal = "501 5.5.4 Syntax: STARTTLS";
+	else if (s->tls)
+		refusal = "503 5.5.1 Error: TLS already active";
+	else if (s->state < SESSION_READY)
+		refusal = "503 5.5.1 Error: send EHLO first";
+	else if (s->state == SESSION_MAIL || s->state == SESSION_RCPT)
+		refusal = "503 5.5.1 Error: MAIL transaction in progress";
+	if (refusal) {
+		session_reply(s, "%s", refusal);
+		session_error(s);
+		return;
+	}
+	session_starttls(s);
+}
+
 static void
 cmd_not_implemented(struct session *s, const char *arg)
 {
+	session_reply(s, "502 5.5.1 Command not implemented");
+	session_error(s);
+}
+
+/*
+ * cmd_bdat - CHUNKING is not offered, but a client that sends BDAT anyway
+ * follows it with the announced octets. They are neither commands nor data:
+ * read and discard them, so the chunk cannot be taken for commands. A size
+ * that does not parse, or is beyond message_size_limit, leaves no way to
+ * find the next command: refuse and close.
+ */
+static void
+cmd_bdat(struct session *s, const char *arg)
+{
+	unsigned long long size;
+	char *end;
+
+	errno = 0;
+	size = arg[0] >= '0' && arg[0] <= '9' ? strtoull(arg, &end, 10) : 0;
+	if (arg[0] < '0' || arg[0] > '9' || errno != 0 || end - arg > 20 ||
+	    size > (unsigned long long)s->config->message_size_limit ||
+	    (*end != '\0' && strcasecmp(end, " LAST") != 0)) {
+		session_close(s, "554 5.5.1 BDAT is not implemented and its chunk size is unusable, closing connection");
+		return;
+	}
+	s->skip_octets = (uint64_t)size;
 	session_reply(s, "502 5.5.1 Command not implemented");
 	session_error(s);
 }

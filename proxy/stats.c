@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "tls.h"
 
 void
 stats_log(const struct stats *st)
@@ -27,4 +28,5 @@ stats_log(const struct stats *st)
 	    (unsigned long long)st->backend_failures, (unsigned long long)st->backend_probe_failures,
 	    (unsigned long long)st->accept_errors, (unsigned long long)st->accept_paused,
 	    (unsigned long long)st->dropped_overload, reasons[0] ? reasons : "-");
+	tls_counters_log();
 }

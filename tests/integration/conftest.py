@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (Daemon, RecordingBackend, SmtpClient, SmtpSink,  # noqa: E402
+from harness import (Daemon, RecordingBackend, SanitizerReport, SmtpClient, SmtpSink,  # noqa: E402
                      PRIMARY)
 
 
@@ -37,15 +37,20 @@ def procs(request, workdir):
     started = []
     yield started
     failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    reports = []
     for p in reversed(started):
         try:
             p.stop()
+        except SanitizerReport as e:    # fail the test once every child is stopped
+            reports.append(e)
         except Exception as e:          # keep stopping the others
             print("stopping %r: %s" % (p, e))
         if failed and isinstance(p, Daemon):
             print("---- mxtierd stderr (%s) ----\n%s" % (p.conf_path, p.stderr()[-6000:]))
         if failed and isinstance(p, RecordingBackend):
             print("---- backend stderr ----\n%s" % open(p.stderr_path, errors="replace").read()[-3000:])
+    if reports:
+        pytest.fail(str(reports[0]), pytrace=False)
 
 
 @pytest.fixture

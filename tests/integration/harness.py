@@ -233,6 +233,36 @@ def parse_session_line(line):
 
 # -- child processes ------------------------------------------------------------
 
+# A sanitized mxtierd (make check SANITIZE=1) reports to its stderr: leaks
+# at exit make it exit 23, any ASan/UBSan error ends it at once.  The
+# options only matter for a sanitized binary; a normal one ignores them.
+SANITIZER_OPTIONS = {
+    "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=23:halt_on_error=1",
+    "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
+}
+SANITIZER_REPORT = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|: runtime error: ")
+
+
+class SanitizerReport(AssertionError):
+    """SanitizerReport - mxtierd's stderr holds an ASan, LSan or UBSan report."""
+
+
+def sanitizer_env():
+    """sanitizer_env - the environment for a child mxtierd/mxtierctl (user's own options win)."""
+    env = dict(os.environ)
+    for key, value in SANITIZER_OPTIONS.items():
+        env.setdefault(key, value)
+    return env
+
+
+def check_sanitizer_report(text, what="mxtierd"):
+    """check_sanitizer_report - raise SanitizerReport with the report if text holds one."""
+    m = SANITIZER_REPORT.search(text)
+    if m:
+        start = text.rfind("\n", 0, max(0, m.start() - 200)) + 1
+        raise SanitizerReport("%s: sanitizer report in stderr:\n%s" % (what, text[start:start + 8000]))
+
+
 class Daemon:
     """Daemon - one mxtierd with its config file and captured stderr."""
 
@@ -265,7 +295,7 @@ class Daemon:
         self.proc = subprocess.Popen([MXTIERD, "-c", self.conf_path],
                                      stdout=open(self.stdout_path, "wb"),
                                      stderr=open(self.stderr_path, "wb"),
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, env=sanitizer_env())
         addrs = [a for key in ("primary_ips", "secondary_ips", "bait_ips")
                  for a in self.config.get(key, "").replace(",", " ").split()]
 
@@ -309,9 +339,12 @@ class Daemon:
         os.kill(self.proc.pid, sig)
 
     def stop(self):
+        """stop - stop by PID; a sanitizer report in its stderr fails the test here."""
         if self.proc is None:
             return None
-        return stop_pid(self.proc)
+        rc = stop_pid(self.proc)
+        check_sanitizer_report(self.stderr(), "%s (exit %s)" % (self.conf_path, rc))
+        return rc
 
 
 class RecordingBackend:

@@ -36,6 +36,12 @@ VRFY, and for --disconnect also MIDDATA (after --middata-bytes of message).
     --fault-after N           apply the faults only from the N-th
                               connection that sends MAIL on (default: all)
 
+STARTTLS: --starttls CERT,KEY offers STARTTLS (the STARTTLS stage takes the
+faults above too, e.g. --reply STARTTLS:"454 4.7.0 TLS not available").
+After the handshake the log gets "tls": {"version", "cipher"}, EHLO is
+needed again, and the EHLO reply no longer offers it. Bytes pipelined after
+the STARTTLS line are discarded and noted in "starttls_pipelined".
+
 Other options: --proxy-protocol (expect a PROXY v1 line or v2 header before
 the greeting), --no-xclient, --no-8bitmime, --size N, --hostname NAME,
 --lenient-eod (also end DATA at bare-LF/CR variants like "\\n.\\n", the way a
@@ -49,12 +55,13 @@ import json
 import os
 import re
 import socket
+import ssl
 import struct
 import sys
 import time
 
 STAGES = ("CONNECT", "EHLO", "HELO", "XCLIENT", "MAIL", "RCPT", "DATA", "DOT",
-          "RSET", "NOOP", "QUIT", "VRFY", "MIDDATA")
+          "RSET", "NOOP", "QUIT", "VRFY", "MIDDATA", "STARTTLS")
 
 BAD_REPLIES = {
     # not an SMTP reply at all
@@ -154,7 +161,7 @@ class Connection:
                     "started": time.time(), "closed": None, "proxy": None,
                     "xclient": [], "xclient_attrs": [], "helo": None,
                     "commands": [], "replies": [], "messages": [],
-                    "faulted": False, "end": None}
+                    "faulted": False, "end": None, "tls": None, "starttls_pipelined": None}
         self.mail_from = None
         self.rcpts = []
         self.faulted = False   # faults apply to this connection?
@@ -256,6 +263,8 @@ class Connection:
         keywords.append("ENHANCEDSTATUSCODES")
         if not self.opts.no_xclient:
             keywords.append("XCLIENT ADDR PORT HELO PROTO NAME LOGIN DESTADDR DESTPORT")
+        if self.server.tls_context and self.log["tls"] is None:
+            keywords.append("STARTTLS")
         lines = [self.opts.hostname] + keywords
         out = b""
         for i, text in enumerate(lines):
@@ -324,11 +333,29 @@ class Connection:
                 await self.reply("NOOP", b"250 2.0.0 Ok\r\n")
             elif verb == "VRFY":
                 await self.reply("VRFY", b"252 2.0.0 Cannot VRFY\r\n")
+            elif verb == "STARTTLS" and self.server.tls_context and self.log["tls"] is None:
+                await self.starttls()
             elif verb == "QUIT":
                 await self.reply("QUIT", b"221 2.0.0 Bye\r\n")
                 raise Closed("client-quit")
             else:
                 await self.send(b"502 5.5.2 Error: command not recognized\r\n")
+
+    async def starttls(self):
+        """starttls - 220, then TLS on the same connection; everything said before is forgotten."""
+        if self.buf:
+            # pipelined plaintext must never count as commands inside TLS (CVE-2011-0411)
+            self.log["starttls_pipelined"] = bytes(self.buf).decode("latin-1")
+            self.buf.clear()
+        if not await self.reply("STARTTLS", b"220 2.0.0 Ready to start TLS\r\n"):
+            return
+        await self.writer.start_tls(self.server.tls_context)
+        obj = self.writer.get_extra_info("ssl_object")
+        self.log["tls"] = {"version": obj.version(), "cipher": obj.cipher()[0]}
+        self.log["helo"] = None
+        self.mail_from, self.rcpts = None, []
+        self.save()
+        self.note("TLS %s %s" % (self.log["tls"]["version"], self.log["tls"]["cipher"]))
 
     def find_eod(self, data):
         """find_eod - (end of message body, end of terminator) or None."""
@@ -391,7 +418,7 @@ class Connection:
             await self.run()
         except Closed as e:
             end = str(e)
-        except (ConnectionError, asyncio.IncompleteReadError) as e:
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError) as e:
             end = "connection-error:%s" % type(e).__name__
         except asyncio.CancelledError:
             end = "server-shutdown"
@@ -412,6 +439,11 @@ class Server:
         self.opts = opts
         self.count = 0
         self.mail_sessions = 0
+        self.tls_context = None
+        if opts.starttls:
+            cert, _, key = opts.starttls.partition(",")
+            self.tls_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls_context.load_cert_chain(cert, key or None)
 
     async def handle(self, reader, writer):
         self.count += 1
@@ -439,6 +471,7 @@ def parse_args(argv=None):
     p.add_argument("--no-xclient", action="store_true")
     p.add_argument("--no-8bitmime", action="store_true")
     p.add_argument("--proxy-protocol", action="store_true")
+    p.add_argument("--starttls", metavar="CERT,KEY", help="offer STARTTLS with this certificate and key")
     p.add_argument("--lenient-eod", action="store_true")
     p.add_argument("--reply", action="append", metavar="STAGE:TEXT")
     p.add_argument("--disconnect", action="append", metavar="STAGE", default=[])

@@ -370,6 +370,106 @@ test_proxy_v2_roundtrip(void **state)
 	EXPECT_ALL_PASSED();
 }
 
+/* ---- PROXY v2 with the TLS TLV ---- */
+
+struct v2_tls_case {
+	const char	*label;
+	const char	*client, *server;
+	const char	*version, *cipher;	/* what the session reports; version NULL: no TLS */
+	size_t		 total;			/* expected header length; 0: refused */
+};
+
+#define LONG_NAME "TLS_AN_IMPLAUSIBLY_LONG_CIPHER_NAME_THAT_NO_LIBRARY_WOULD_EVER_PRINT_X"
+
+static const struct v2_tls_case v2_tls_cases[] = {
+	{ "IPv4, TLS 1.3", "192.0.2.1", "198.51.100.25", "TLSv1.3", "TLS_AES_256_GCM_SHA384",
+	    28 + 3 + 5 + 3 + 7 + 3 + 22 },
+	{ "IPv6, TLS 1.2", "2001:db8::1", "2001:db8::25", "TLSv1.2", "ECDHE-ECDSA-AES256-GCM-SHA384",
+	    52 + 3 + 5 + 3 + 7 + 3 + 29 },
+	{ "version without a cipher name", "192.0.2.1", "198.51.100.25", "TLSv1.3", NULL, 28 + 3 + 5 + 3 + 7 },
+	{ "no TLS: no TLV", "192.0.2.1", "198.51.100.25", NULL, NULL, 28 },
+	{ "empty version: no TLV", "192.0.2.1", "198.51.100.25", "", "X", 28 },
+	{ "over-long cipher name refused", "192.0.2.1", "198.51.100.25", "TLSv1.3", LONG_NAME, 0 },
+};
+
+/* tlv_find - a strict walk over TLVs in [p, end); the value of type t (exactly once), else NULL. */
+static const uint8_t *
+tlv_find(const uint8_t *p, const uint8_t *end, uint8_t t, size_t *vlen, bool *malformed)
+{
+	const uint8_t *found = NULL;
+
+	while (p < end) {
+		size_t n;
+
+		if (end - p < 3) {
+			*malformed = true;
+			return NULL;
+		}
+		n = (size_t)p[1] << 8 | p[2];
+		if ((size_t)(end - p) < 3 + n) {
+			*malformed = true;
+			return NULL;
+		}
+		if (p[0] == t) {
+			if (found)
+				*malformed = true;
+			found = p + 3;
+			*vlen = n;
+		}
+		p += 3 + n;
+	}
+	return found;
+}
+
+static void
+test_proxy_v2_tls(void **state)
+{
+	for (size_t i = 0; i < sizeof(v2_tls_cases) / sizeof(v2_tls_cases[0]); i++) {
+		const struct v2_tls_case *tc = &v2_tls_cases[i];
+		struct client_identity id = identity(tc->client, 40312, tc->server, 25, "x", true);
+		uint8_t buf[512];
+		struct v2_decoded d;
+		size_t n, alen, vlen = 0, sublen = 0;
+		const uint8_t *ssl, *sub, *tlvs, *end;
+		bool malformed = false;
+
+		id.tls_version = tc->version;
+		id.tls_cipher = tc->cipher;
+		n = client_info_proxy_v2(buf, sizeof(buf), &id);
+		EXPECT(tc->label, n == tc->total, "%zu octets, expected %zu", n, tc->total);
+		if (n == 0 || n != tc->total)
+			continue;
+		EXPECT(tc->label, proxy_v2_decode(buf, n, &d) == 0, "does not decode");
+		EXPECT(tc->label, netaddr_equal(&d.src, &id.client) && d.src_port == 40312, "source");
+		EXPECT(tc->label, client_info_proxy_v2(buf, n - 1, &id) == 0, "encoded into a buffer one octet short");
+		alen = id.client.family == AF_INET ? 4 : 16;
+		tlvs = buf + 16 + 2 * alen + 4;
+		end = buf + n;
+		ssl = tlv_find(tlvs, end, PP2_TYPE_SSL, &vlen, &malformed);
+		EXPECT(tc->label, !malformed, "malformed TLV list");
+		if (tc->version == NULL || tc->version[0] == '\0') {
+			EXPECT(tc->label, tlvs == end, "TLVs without TLS");
+			continue;
+		}
+		EXPECT(tc->label, ssl != NULL && vlen >= 5, "no PP2_TYPE_SSL TLV");
+		if (ssl == NULL || vlen < 5)
+			continue;
+		EXPECT(tc->label, ssl[0] == PP2_CLIENT_SSL, "client field 0x%02x", ssl[0]);
+		EXPECT(tc->label, ssl[1] | ssl[2] | ssl[3] | ssl[4], "verify is 0: claims a verified client certificate");
+		sub = tlv_find(ssl + 5, ssl + vlen, PP2_SUBTYPE_SSL_VERSION, &sublen, &malformed);
+		EXPECT(tc->label, !malformed, "malformed sub-TLVs");
+		EXPECT(tc->label, sub && sublen == strlen(tc->version) && memcmp(sub, tc->version, sublen) == 0,
+		    "version sub-TLV");
+		sub = tlv_find(ssl + 5, ssl + vlen, PP2_SUBTYPE_SSL_CIPHER, &sublen, &malformed);
+		if (tc->cipher)
+			EXPECT(tc->label, sub && sublen == strlen(tc->cipher) && memcmp(sub, tc->cipher, sublen) == 0,
+			    "cipher sub-TLV");
+		else
+			EXPECT(tc->label, sub == NULL, "cipher sub-TLV without a cipher");
+	}
+	EXPECT_ALL_PASSED();
+}
+
 int
 main(void)
 {
@@ -378,6 +478,7 @@ main(void)
 		cmocka_unit_test(test_xclient),
 		cmocka_unit_test(test_proxy_v1),
 		cmocka_unit_test(test_proxy_v2_roundtrip),
+		cmocka_unit_test(test_proxy_v2_tls),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -111,12 +111,12 @@ test_reply_bounds(void **state)
 
 	assert_non_null(r);
 
-	/* A line of exactly 1000 octets with CRLF, then 1001. */
+	/* A line of exactly 512 octets with CRLF, then 513. */
 	memset(line, 'x', sizeof(line));
 	memcpy(line, "250 ", 4);
-	EXPECT("line of 1000 octets with CRLF", reply_parser_line(r, line, REPLY_LINE_MAX - 2) == REPLY_DONE, "refused");
+	EXPECT("line of 512 octets with CRLF", reply_parser_line(r, line, REPLY_LINE_MAX - 2) == REPLY_DONE, "refused");
 	memset(r, 0, sizeof(*r));
-	EXPECT("line of 1001 octets with CRLF", reply_parser_line(r, line, REPLY_LINE_MAX - 1) == REPLY_BAD, "accepted");
+	EXPECT("line of 513 octets with CRLF", reply_parser_line(r, line, REPLY_LINE_MAX - 1) == REPLY_BAD, "accepted");
 	memset(r, 0, sizeof(*r));
 	EXPECT("line of 2000 octets", reply_parser_line(r, line, 2000) == REPLY_BAD, "accepted");
 

@@ -9,6 +9,9 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -205,6 +208,26 @@ client_connect(struct client *c, enum tier_role tier)
 	session_accept(sv[0], (struct sockaddr *)&peer, tier);
 }
 
+/* client_connect_small_buffer - the same, with a small send buffer on the session's end, so its writes fall short. */
+static void
+client_connect_small_buffer(struct client *c, int sndbuf)
+{
+	struct sockaddr_in peer;
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
+	assert_int_equal(fcntl(sv[1], F_SETFL, O_NONBLOCK), 0);
+	assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
+	memset(c, 0, sizeof(*c));
+	c->fd = sv[1];
+	memset(&peer, 0, sizeof(peer));
+	peer.sin_family = AF_INET;
+	peer.sin_port = htons(40313);
+	peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	session_accept(sv[0], (struct sockaddr *)&peer, TIER_PRIMARY);
+}
+
 /* client_finish - hang up and let the session free itself; true when only `left` sessions remain. */
 static bool
 client_finish_leaving(struct client *c, size_t left)
@@ -276,7 +299,7 @@ static const struct session_case session_cases[] = {
 	{ "HELP: 214", NULL, TIER_PRIMARY, { BANNER, { "HELP\r\n", { "214 " } } }, false },
 	{ "not implemented: 502 each", NULL, TIER_PRIMARY, { BANNER, EHLO,
 	    { "EXPN staff\r\n", { "502 5.5.1" } },
-	    { "BDAT 10 LAST\r\n", { "502 5.5.1" } },
+	    { "BDAT 0 LAST\r\n", { "502 5.5.1" } },
 	    { "XCLIENT ADDR=192.0.2.1\r\n", { "502 5.5.1" } },
 	    { "XFORWARD ADDR=192.0.2.1\r\n", { "502 5.5.1" } },
 	    { "AUTH PLAIN AGFhAGI=\r\n", { "502 5.5.1" } },
@@ -284,6 +307,13 @@ static const struct session_case session_cases[] = {
 	    { "ETRN example.org\r\n", { "502 5.5.1" } },
 	    { "TURN\r\n", { "502 5.5.1" } },
 	    NOOP_OK }, false },
+	{ "BDAT: 502, its chunk is discarded, not executed", NULL, TIER_PRIMARY, { BANNER, EHLO,
+	    { "BDAT 12 LAST\r\nRSET\r\nQUIT\r\n", { "502 5.5.1" } },
+	    NOOP_OK }, false },
+	{ "BDAT: unusable chunk size, 554 and close", NULL, TIER_PRIMARY, { BANNER, EHLO,
+	    { "BDAT 99999999999999999999999 LAST\r\n", { "554 5.5.1" } } }, true },
+	{ "BDAT: size beyond message_size_limit, 554 and close", NULL, TIER_PRIMARY, { BANNER, EHLO,
+	    { "BDAT 999999999999\r\n", { "554 5.5.1" } } }, true },
 	{ "unknown verb: 500", NULL, TIER_PRIMARY, { BANNER, { "FOO bar\r\n", { "500 5.5.2" } }, NOOP_OK }, false },
 	{ "over-long verb: 500", NULL, TIER_PRIMARY, { BANNER, { "NOOPNOOPNOOPNOOPNOOP\r\n", { "500 5.5.2" } } }, false },
 	{ "CR inside a command: 500", NULL, TIER_PRIMARY, { BANNER, { "NO\rOP\r\n", { "500 5.5.2" } }, NOOP_OK }, false },
@@ -599,6 +629,146 @@ test_session_max_recipients(void **state)
 	EXPECT_ALL_PASSED();
 }
 
+/* ---- STARTTLS after a backlog of replies ---- */
+
+/* write_test_certificate - a self-signed ECDSA certificate and its key, made with OpenSSL itself. */
+static void
+write_test_certificate(const char *cert_path, const char *key_path)
+{
+	EVP_PKEY *pkey = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	X509_NAME *name;
+	FILE *f;
+
+	assert_non_null(pkey);
+	assert_non_null(x);
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_set_pubkey(x, pkey);
+	name = X509_get_subject_name(x);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)HOST, -1, -1, 0);
+	X509_set_issuer_name(x, name);
+	assert_true(X509_sign(x, pkey, EVP_sha256()) > 0);
+	assert_non_null(f = fopen(cert_path, "w"));
+	assert_int_equal(PEM_write_X509(f, x), 1);
+	fclose(f);
+	assert_non_null(f = fopen(key_path, "w"));
+	assert_int_equal(PEM_write_PrivateKey(f, pkey, NULL, NULL, 0, NULL, NULL), 1);
+	fclose(f);
+	X509_free(x);
+	EVP_PKEY_free(pkey);
+}
+
+/* tls_io_wait - run the loop once for a TLS call that wants more; false past the deadline. */
+static bool
+tls_io_wait(int64_t deadline)
+{
+	if (now_ms() >= deadline)
+		return false;
+	event_base_loop(mxd->base, EVLOOP_NONBLOCK);
+	usleep(500);
+	return true;
+}
+
+/*
+ * A client pipelines many NOOPs and STARTTLS and reads nothing for a
+ * while: the session's writes fall short (small send buffer), so the 220
+ * leaves through libevent's write callback, not the one-pass flush. Every
+ * plaintext reply must come before the 220, nothing after it, and the
+ * handshake must then work on the same socket.
+ */
+static void
+test_session_starttls_after_backlog(void **state)
+{
+	enum { NOOPS = 3000 };
+	char dir[] = "/tmp/mxtier-unit-tls-XXXXXX", cert[64], key[64], extra[256], reply[8192], tlsbuf[4096];
+	struct client *c = calloc(1, sizeof(*c));
+	char *burst = malloc(NOOPS * 6 + 16);
+	size_t used = 0, have = 0;
+	int noop_ok = 0, r;
+	SSL_CTX *ctx;
+	SSL *ssl;
+	int64_t deadline;
+
+	assert_non_null(c);
+	assert_non_null(burst);
+	assert_non_null(mkdtemp(dir));
+	snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+	snprintf(key, sizeof(key), "%s/key.pem", dir);
+	write_test_certificate(cert, key);
+	snprintf(extra, sizeof(extra), "tls_cert_file = %s\ntls_key_file = %s\n", cert, key);
+	config_unref(mxd->config);
+	mxd->config = make_config(extra);
+
+	client_connect_small_buffer(c, 4096);
+	assert_true(wait_reply(c, reply, sizeof(reply), WAIT_MS));
+	client_send(c, "EHLO client.example\r\n", 21);
+	assert_true(wait_reply(c, reply, sizeof(reply), WAIT_MS));
+	EXPECT("starttls backlog", strstr(reply, "250-STARTTLS\r\n") != NULL, "not offered: \"%s\"", unit_str(reply));
+	for (int i = 0; i < NOOPS; i++)
+		used += (size_t)sprintf(burst + used, "NOOP\r\n");
+	used += (size_t)sprintf(burst + used, "STARTTLS\r\n");
+	client_send(c, burst, used);
+	/* Let the session run with nobody reading: its output backs up. */
+	for (int i = 0; i < 100; i++) {
+		event_base_loop(mxd->base, EVLOOP_NONBLOCK);
+		usleep(200);
+	}
+	for (int i = 0; i < NOOPS; i++) {
+		if (!wait_reply(c, reply, sizeof(reply), WAIT_MS))
+			break;
+		if (has_prefix(reply, "250 2.0.0 Ok\r\n"))
+			noop_ok++;
+	}
+	EXPECT("starttls backlog", noop_ok == NOOPS, "%d of %d NOOP replies before the 220", noop_ok, (int)NOOPS);
+	EXPECT("starttls backlog", wait_reply(c, reply, sizeof(reply), WAIT_MS) &&
+	    strcmp(reply, "220 2.0.0 Ready to start TLS\r\n") == 0, "\"%s\", expected the 220", unit_str(reply));
+	EXPECT("starttls backlog", c->len == 0, "plaintext after the 220: \"%s\"", unit_escape(c->buf, c->len));
+
+	ctx = SSL_CTX_new(TLS_client_method());
+	ssl = SSL_new(ctx);
+	SSL_set_fd(ssl, c->fd);
+	deadline = now_ms() + WAIT_MS;
+	while ((r = SSL_connect(ssl)) != 1) {
+		int err = SSL_get_error(ssl, r);
+
+		if ((err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) || !tls_io_wait(deadline))
+			break;
+	}
+	EXPECT("starttls backlog", r == 1, "handshake failed");
+	if (r == 1) {
+		EXPECT("starttls backlog", SSL_write(ssl, "EHLO client.example\r\n", 21) == 21, "SSL_write");
+		deadline = now_ms() + WAIT_MS;
+		tlsbuf[0] = '\0';
+		while (strstr(tlsbuf, "\r\n250 ") == NULL && have < sizeof(tlsbuf) - 1) {
+			r = SSL_read(ssl, tlsbuf + have, (int)(sizeof(tlsbuf) - 1 - have));
+			if (r > 0) {
+				have += (size_t)r;
+				tlsbuf[have] = '\0';
+			} else if (SSL_get_error(ssl, r) != SSL_ERROR_WANT_READ || !tls_io_wait(deadline)) {
+				break;
+			}
+		}
+		tlsbuf[have] = '\0';
+		EXPECT("starttls backlog", has_prefix(tlsbuf, "250-" HOST "\r\n") && strstr(tlsbuf, "\r\n250 ") != NULL,
+		    "EHLO inside TLS: \"%s\"", unit_str(tlsbuf));
+		EXPECT("starttls backlog", strstr(tlsbuf, "STARTTLS") == NULL, "STARTTLS offered again inside TLS");
+	}
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	EXPECT("starttls backlog", client_finish(c), "session not freed");
+	unlink(cert);
+	unlink(key);
+	rmdir(dir);
+	config_unref(mxd->config);
+	mxd->config = make_config(NULL);
+	free(burst);
+	free(c);
+	EXPECT_ALL_PASSED();
+}
+
 int
 main(void)
 {
@@ -608,6 +778,7 @@ main(void)
 		cmocka_unit_test(test_session_long_line_in_pieces),
 		cmocka_unit_test(test_session_per_client_limit),
 		cmocka_unit_test(test_session_max_recipients),
+		cmocka_unit_test(test_session_starttls_after_backlog),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tiers"))
 
 import pgcluster  # noqa: E402
-from harness import TOP, wait_until  # noqa: E402
+from harness import TOP, check_sanitizer_report, sanitizer_env, wait_until  # noqa: E402
 
 MXTIERCTL = os.path.join(os.environ.get("MXTIER_BUILD") or os.path.join(TOP, "build"), "mxtierctl")
 WRITER = "mxtierd_w"          # login role in mxtier_writer
@@ -40,9 +40,10 @@ WRITER = "mxtierd_w"          # login role in mxtier_writer
 def ctl(conf, *args, timeout=30, check=True):
     """ctl - run mxtierctl -c conf args...; returns the CompletedProcess (text)."""
     r = subprocess.run([MXTIERCTL, "-c", conf] + list(args), stdin=subprocess.DEVNULL,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, env=sanitizer_env())
     r.stdout = r.stdout.decode(errors="replace")
     r.stderr = r.stderr.decode(errors="replace")
+    check_sanitizer_report(r.stderr, "mxtierctl %s" % " ".join(args))
     if check and r.returncode != 0:
         raise AssertionError("mxtierctl %s failed (%d):\n%s%s" % (" ".join(args), r.returncode, r.stdout, r.stderr))
     return r

@@ -282,7 +282,7 @@ class NsDaemon(harness.Daemon):
         self.write_config()
         self.proc = subprocess.Popen(["ip", "netns", "exec", self.topo.app, MXTIERD, "-c", self.conf_path],
                                      stdout=open(self.stdout_path, "wb"), stderr=open(self.stderr_path, "wb"),
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, env=harness.sanitizer_env())
 
         def ready():
             if self.proc.poll() is not None:
@@ -315,10 +315,20 @@ class NsDaemon(harness.Daemon):
         return out
 
     def cpu_ticks(self):
-        """cpu_ticks - utime + stime of the daemon from /proc/PID/stat (clock ticks)."""
-        with open("/proc/%d/stat" % self.proc.pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])
+        """cpu_ticks - utime + stime of the daemon from /proc/PID/stat (clock ticks): the started
+        PID and, when mxtierd split into a privileged parent and an SMTP engine, its children."""
+        total = 0
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % name) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(name) == self.proc.pid or int(fields[1]) == self.proc.pid:
+                total += int(fields[11]) + int(fields[12])
+        return total
 
 
 class NsBackend(harness.RecordingBackend):
@@ -346,13 +356,19 @@ class NsBackend(harness.RecordingBackend):
 
 
 def stop_all(procs):
-    """stop_all - stop each started child by its PID, newest first; never raises."""
+    """stop_all - stop each started child by its PID, newest first; raises
+    only a sanitizer report, and only once every child is stopped."""
+    reports = []
     for p in reversed(procs):
         try:
             p.stop()
+        except harness.SanitizerReport as e:
+            reports.append(e)
         except Exception as e:      # keep stopping the others
             print("stopping %r: %s" % (p, e), file=sys.stderr)
     del procs[:]
+    if reports:
+        raise reports[0]
 
 
 def wait_for(predicate, timeout, interval=0.05, what="condition"):

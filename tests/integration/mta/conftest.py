@@ -38,7 +38,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
-from harness import RecordingBackend  # noqa: E402
+from harness import RecordingBackend, SanitizerReport  # noqa: E402
 from mta_harness import (BAIT, PRIMARY, SECONDARY, Dns, Netns, NetnsDaemon,  # noqa: E402
                          Postfix, default_zone, remove_stale_namespaces, set_subreaper,
                          why_unavailable)
@@ -112,12 +112,15 @@ class MtaEnv:
         return p.start()
 
     def stop_all(self, failed):
+        reports = []
         for child in reversed(self.children):
             try:
                 child.stop()
+            except SanitizerReport as e:    # raised once every child is stopped
+                reports.append(e)
             except Exception as e:      # keep stopping the others
                 print("stopping %r: %s" % (child, e))
-        if not failed:
+        if not failed and not reports:
             return
         for child in self.children:
             if isinstance(child, Postfix):
@@ -129,6 +132,8 @@ class MtaEnv:
                 print("---- backend stderr ----\n%s" % open(child.stderr_path, errors="replace").read()[-3000:])
             elif isinstance(child, Dns):
                 print("---- DNS queries ----\n%s\n%s" % ("\n".join(child.queries()[-60:]), child.stderr()[-2000:]))
+        if reports:
+            raise reports[0]
 
 
 @pytest.fixture

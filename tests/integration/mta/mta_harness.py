@@ -35,7 +35,7 @@ INTEGRATION = os.path.dirname(HERE)
 if INTEGRATION not in sys.path:
     sys.path.insert(0, INTEGRATION)
 
-from harness import MXTIERD, PYTHON, Daemon, stop_pid, wait_until  # noqa: E402
+from harness import MXTIERD, PYTHON, Daemon, sanitizer_env, stop_pid, wait_until  # noqa: E402
 
 IP = shutil.which("ip") or "/usr/sbin/ip"
 POSTFIX_DAEMON_DIR = "/usr/lib/postfix/sbin"
@@ -355,7 +355,7 @@ class NetnsDaemon(Daemon):
         self.proc = subprocess.Popen(self.netns.exec_prefix() + [MXTIERD, "-c", self.conf_path],
                                      stdout=open(self.stdout_path, "wb"),
                                      stderr=open(self.stderr_path, "wb"),
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, env=sanitizer_env())
         addrs = [a for key in ("primary_ips", "secondary_ips", "bait_ips")
                  for a in self.config.get(key, "").replace(",", " ").split()]
 
