@@ -120,19 +120,22 @@ relay_send(struct relay *r, const char *line, size_t len)
  * see the client's own address (backend_source = client): then an
  * IP_TRANSPARENT socket bound to it, which needs CAP_NET_ADMIN, so in a
  * privilege split the privileged parent makes it and passes it over. If
- * that fails the appliance's own address is used and the failure logged,
- * since mail must still flow.
+ * that fails, *failed is set: the client gets a 4xx rather than a
+ * connection from the appliance's own address, which a backend set up for
+ * full transparency may trust more than the client.
  */
 static evutil_socket_t
-relay_socket(const struct session *s)
+relay_socket(const struct session *s, bool *failed)
 {
 	int fd;
 
+	*failed = false;
 	if (s->config->backend_source != BACKEND_FROM_CLIENT || s->client.family != s->config->backend_addr.family)
 		return -1;
 	if ((fd = priv_transparent_socket(&s->client)) == -1) {
 		log_warn("session %010llx: cannot connect from the client's address: %s", (unsigned long long)s->id,
 		    strerror(errno));
+		*failed = true;
 		return -1;
 	}
 	return fd;
@@ -156,8 +159,13 @@ relay_start(struct session *s, const char *first_command, size_t len)
 	memcpy(r->first_command, first_command, len);
 	r->first_command_len = len;
 	{
-		evutil_socket_t fd = relay_socket(s);
+		bool failed;
+		evutil_socket_t fd = relay_socket(s, &failed);
 
+		if (failed) {
+			relay_free(r);
+			return NULL;
+		}
 		r->bev = bufferevent_socket_new(mxd->base, fd, BEV_OPT_CLOSE_ON_FREE);
 		if (r->bev == NULL && fd >= 0)
 			close(fd);

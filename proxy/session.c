@@ -638,7 +638,9 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 	char why[160];
 
 	if ((what & BEV_EVENT_CONNECTED) && s->tls_handshaking) {
-		session_tls_established(s);
+		/* Closed (shutdown) while the handshake ran: the close stands, its timer frees s. */
+		if (s->state != SESSION_CLOSING)
+			session_tls_established(s);
 		return;
 	}
 	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))

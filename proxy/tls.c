@@ -188,7 +188,10 @@ tls_server_ctx_build(const struct config *c, const char **key, char *err, size_t
 			snprintf(err, errlen, "cannot read %s: %s", keys[i], strerror(errno));
 			goto fail;
 		}
-		if (SSL_CTX_use_PrivateKey_file(ctx, keys[i], SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+		/* Checked against this certificate, not the context's current slot: a key
+		 * of another type would land in (and match) the other certificate's slot. */
+		if (SSL_CTX_use_PrivateKey_file(ctx, keys[i], SSL_FILETYPE_PEM) != 1 ||
+		    SSL_CTX_get0_privatekey(ctx) == NULL || X509_check_private_key(x, SSL_CTX_get0_privatekey(ctx)) != 1) {
 			ssl_error_string(why, sizeof(why));
 			snprintf(err, errlen, "%s is not the (unencrypted) key of %s: %s", keys[i], certs[i], why);
 			goto fail;
@@ -244,6 +247,7 @@ int
 tls_config_load(struct config *c, const char **key, char *err, size_t errlen)
 {
 	*key = NULL;
+	ERR_clear_error();	/* the errors reported below are this load's, not libpq's or a session's */
 	if (c->tls_cert_file[0] != '\0' || c->tls_key_file[0] != '\0') {
 		c->tls_server_ctx = tls_server_ctx_build(c, key, err, errlen);
 		if (c->tls_server_ctx == NULL)
@@ -296,17 +300,20 @@ tls_upgrade(struct bufferevent *plain, SSL *ssl, bool accepting)
 	 * duplicate, so nothing the plain side read or buffered can reach the
 	 * TLS side, and the two never share a registration in the loop.
 	 */
-	if (fd >= 0)
-		tls_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	int dup_errno = EBADF;
+
+	if (fd >= 0 && (tls_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) == -1)
+		dup_errno = errno;
 	bufferevent_free(plain);
 	if (tls_fd == -1) {
 		SSL_free(ssl);
+		errno = dup_errno;	/* for the caller's log line, not bufferevent_free's */
 		return NULL;
 	}
 	bev = bufferevent_openssl_socket_new(base, tls_fd, ssl,
 	    accepting ? BUFFEREVENT_SSL_ACCEPTING : BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL) {
-		SSL_free(ssl);
+		/* libevent 2.1 has freed ssl already (CLOSE_ON_FREE), but not the fd: a socket BIO does not own it. */
 		close(tls_fd);
 		return NULL;
 	}
