@@ -128,6 +128,9 @@ $(FUZZ_BUILD)/gen/migrations.c: db/embed-migrations $(sort $(wildcard db/migrati
 	@mkdir -p $(dir $@)
 	db/embed-migrations $(sort $(wildcard db/migrations/*.sql)) > $@
 
+# Reached only through the harness rule below: keep them, so a rebuild is incremental.
+.PRECIOUS: $(FUZZ_BUILD)/obj/%.o $(FUZZ_BUILD)/gen/migrations.c
+
 .SECONDEXPANSION:
 $(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $$(FUZZ_OBJ_$$*)
 	@mkdir -p $(dir $@)

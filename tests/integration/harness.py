@@ -236,6 +236,8 @@ def parse_session_line(line):
 # A sanitized mxtierd (make check SANITIZE=1) reports to its stderr: leaks
 # at exit make it exit 23, any ASan/UBSan error ends it at once.  The
 # options only matter for a sanitized binary; a normal one ignores them.
+# A leak stack that stops inside libevent: rerun the test with
+# ASAN_OPTIONS=fast_unwind_on_malloc=0 (slower, full stacks; the user's wins).
 SANITIZER_OPTIONS = {
     "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=23:halt_on_error=1",
     "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
