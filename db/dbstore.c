@@ -770,6 +770,43 @@ verdict_name_of(int i)
 	return verdict_name((enum verdict)i);
 }
 
+static const char *
+reason_name_of(int i)
+{
+	return reason_name((enum reason)i);
+}
+
+/*
+ * time_plausible - text is a UTC time as the engine's wall_time writes it
+ * ("YYYY-MM-DD HH:MM:SS[.mmm]+00") within [now + from_ms, now + to_ms].
+ * Times decide which partition a row creates and how long a pass or block
+ * lasts for every appliance sharing the database: an engine must not be
+ * able to name a far future.
+ */
+static bool
+time_plausible(const char *text, int64_t from_ms, int64_t to_ms)
+{
+	struct tm tm;
+	const char *rest;
+	int64_t at_ms, now;
+
+	if (text == NULL)
+		return true;
+	memset(&tm, 0, sizeof(tm));
+	if ((rest = strptime(text, "%Y-%m-%d %H:%M:%S", &tm)) == NULL)
+		return false;
+	if (*rest == '.')
+		rest += strspn(rest + 1, "0123456789") + 1;
+	if (strcmp(rest, "+00") != 0)
+		return false;
+	at_ms = (int64_t)timegm(&tm) * 1000;
+	now = (int64_t)time(NULL) * 1000;
+	return at_ms >= now + from_ms && at_ms <= now + to_ms;
+}
+
+#define TIME_SLACK_MS	(5 * 60 * 1000)		/* clock steps, queueing */
+#define SESSION_PAST_MS	(2 * 86400 * 1000LL)	/* a row queued through an outage */
+
 /*
  * session_row_valid - the fields the engine cannot leave out or make up in
  * shape: id, times, tier, client address, verdict (the rest is text or is
@@ -784,7 +821,30 @@ session_row_valid(const char *const *in)
 		if (in[i] == NULL)
 			return false;
 	return netaddr_parse(in[4], &client) == 0 && name_known(in[3], TIER_COUNT, tier_name_of) &&
-	    name_known(in[13], VERDICT_COUNT, verdict_name_of);
+	    name_known(in[13], VERDICT_COUNT, verdict_name_of) &&
+	    time_plausible(in[1], -SESSION_PAST_MS, TIME_SLACK_MS) && time_plausible(in[2], -SESSION_PAST_MS, TIME_SLACK_MS);
+}
+
+/*
+ * contact_valid - key shape, contact and pending times near now, a pass no
+ * longer than pass_ttl, a block no longer than block_ttl_max, a known reason.
+ */
+static bool
+contact_valid(const char *const *v)
+{
+	const struct config *c = mxd->config;
+
+	if (v[0] == NULL || strlen(v[0]) < 3 || strlen(v[0]) >= PRIV_DB_KEY_MAX || v[0][1] != ':' ||
+	    strchr("apd", v[0][0]) == NULL)
+		return false;
+	for (int i = 1; i <= 4; i++)
+		if (!time_plausible(v[i], -SESSION_PAST_MS, TIME_SLACK_MS))
+			return false;
+	if (v[5] == NULL || (strcmp(v[5], "true") != 0 && strcmp(v[5], "false") != 0))
+		return false;
+	return time_plausible(v[6], -SESSION_PAST_MS, c->pass_ttl + TIME_SLACK_MS) &&
+	    time_plausible(v[7], -SESSION_PAST_MS, c->block_ttl_max + TIME_SLACK_MS) &&
+	    (v[8] == NULL || name_known(v[8], REASON_COUNT, reason_name_of));
 }
 
 static void
@@ -813,8 +873,7 @@ contact_cb(const void *payload, size_t len)
 	const char *values[PRIV_DB_CONTACT_VALUES];
 
 	if (priv_strings_decode(payload, len, PRIV_DB_CONTACT_VALUES, values, PRIV_DB_VALUE_MAX) == -1 ||
-	    values[0] == NULL || strlen(values[0]) < 3 || strlen(values[0]) >= PRIV_DB_KEY_MAX || values[0][1] != ':' ||
-	    strchr("apd", values[0][0]) == NULL) {
+	    !contact_valid(values)) {
 		refuse("contact");
 		return;
 	}
@@ -833,9 +892,15 @@ heartbeat_cb(const void *payload, size_t len)
 	size_t used = 0;
 	const char *hb[5];
 
+	static int64_t last_ms;
+
 	memcpy(&m, payload, sizeof(m));
 	if (!db.enabled)
 		return;
+	/* The engine beats once a minute; more often would only queue retention scans. */
+	if (last_ms != 0 && now_ms() - last_ms < 30 * 1000)
+		return;
+	last_ms = now_ms();
 	/* The tier map as JSON: {"primary": ["192.0.2.10"], ...}; addresses need no escaping. */
 	used += (size_t)snprintf(tiers, sizeof(tiers), "{");
 	for (int t = 0; t < TIER_COUNT && used < sizeof(tiers); t++) {

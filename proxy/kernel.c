@@ -84,12 +84,30 @@ collect_own_addresses(void)
 	freeifaddrs(ifa);
 }
 
+/*
+ * kernel_priv_excluded - would a/prefix_len cover loopback, the backend, a
+ * tier or an own address? The engine's value is normalised first (mapped
+ * IPv4 becomes IPv4, as the writer writes it) and masked, so that the
+ * check sees exactly the network that would be written.
+ */
 bool
-kernel_priv_excluded(const struct netaddr *a, unsigned prefix_len)
+kernel_priv_excluded(const struct netaddr *engine_addr, unsigned prefix_len)
 {
 	const struct config *c = mxd->config;
-	struct cidr covered = { .addr = *a, .prefix_len = prefix_len };
+	struct netaddr norm = *engine_addr;
+	const struct netaddr *a = &norm;
+	struct cidr covered;
 
+	if (norm.family == AF_INET6 && prefix_len > 128)
+		return true;
+	netaddr_normalize(&norm);
+	if (engine_addr->family == AF_INET6 && norm.family == AF_INET)
+		prefix_len = prefix_len >= 96 ? prefix_len - 96 : 0;
+	if (norm.family == AF_INET && prefix_len > 32)
+		return true;
+	netaddr_mask(&norm, prefix_len);
+	covered.addr = norm;
+	covered.prefix_len = prefix_len;
 	if ((a->family == AF_INET && a->bytes[0] == 127) ||
 	    (a->family == AF_INET6 && cidr_contains(&(struct cidr){ .addr = { .family = AF_INET6, .bytes = { [15] = 1 } },
 	    .prefix_len = 128 }, a)))
@@ -141,6 +159,13 @@ kernel_listing_cb(const void *payload, size_t len)
 	 */
 	if (!m.block && (m.addr.family != c->backend_addr.family || m.addr.family == AF_INET6))
 		return;
+	/*
+	 * The writer keys what it writes by the address alone: IPv4 per address
+	 * (mapped IPv4 as IPv4), IPv6 per /64. Check that key, not the prefix the
+	 * engine named, so no listing can reach an excluded neighbour.
+	 */
+	netaddr_normalize(&m.addr);
+	m.prefix_len = m.addr.family == AF_INET ? 32 : 64;
 	if (kernel_priv_excluded(&m.addr, m.prefix_len)) {
 		log_info("kernel: not listing %s/%u (loopback, backend, tier or own address)",
 		    netaddr_format(&m.addr, text, sizeof(text)), m.prefix_len);

@@ -202,6 +202,7 @@ main(int argc, char **argv)
 	evsignal_add(sig_term, NULL);
 	evsignal_add(sig_int, NULL);
 	evsignal_add(sig_usr1, NULL);
+	priv_signals_ready();
 	if (priv_engine_start() == -1)
 		fatalx("cannot set up the channel to the privileged side");
 	priv_on(PRIV_MSG_CONFIG, config_text_cb);

@@ -252,6 +252,9 @@ control_request(const struct config *c, int argc, char **argv)
 			close(fd);
 		return 1;
 	}
+	/* The daemon that answers is the unprivileged engine: never wait for it for ever. */
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){ .tv_sec = 10 }, sizeof(struct timeval));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &(struct timeval){ .tv_sec = 10 }, sizeof(struct timeval));
 	if (write(fd, request, strlen(request)) != (ssize_t)strlen(request)) {
 		fprintf(stderr, "mxtierctl: write: %s\n", strerror(errno));
 		close(fd);
@@ -259,11 +262,19 @@ control_request(const struct config *c, int argc, char **argv)
 	}
 	while ((n = read(fd, reply, sizeof(reply) - 1)) > 0) {
 		reply[n] = '\0';
+		/* Nor let it write terminal escapes to an operator's screen. */
+		for (ssize_t i = 0; i < n; i++)
+			if (((unsigned char)reply[i] < 0x20 && reply[i] != '\n' && reply[i] != '\t') || reply[i] == 0x7f)
+				reply[i] = '?';
 		if (first) {
 			rc = strncmp(reply, "ok", 2) == 0 ? 0 : 1;
 			first = 0;
 		}
 		fputs(reply, rc == 0 ? stdout : stderr);
+	}
+	if (n == -1) {
+		fprintf(stderr, "mxtierctl: no complete answer from mxtierd: %s\n", strerror(errno));
+		rc = 1;
 	}
 	close(fd);
 	return rc;

@@ -123,6 +123,8 @@ static struct {
 	char			 user[64];
 	pid_t			 engine_pid;		/* parent */
 	pid_t			 parent_pid;		/* engine */
+	sigset_t		 saved_mask;		/* the mask before the split held signals back */
+	bool			 signals_blocked;
 	int			 channel_fd;		/* engine: its end before the loop exists */
 	int			 fd_sock;		/* the socket-request socketpair end */
 	struct event		*fd_ev;
@@ -407,6 +409,40 @@ refuse:
 
 static void channel_closed(struct priv_channel *ch);
 
+/*
+ * take_descriptor - the one descriptor a message may carry, or -1. Every
+ * other descriptor the kernel installed is closed here, whatever the cmsg
+ * looks like: a peer that sends several must not be able to leak them into
+ * this process. *extra is set when there were more than one.
+ */
+static int
+take_descriptor(struct msghdr *msg, bool *extra)
+{
+	struct cmsghdr *cm;
+	int fd = -1;
+
+	*extra = false;
+	for (cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
+		size_t count;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len < CMSG_LEN(0))
+			continue;
+		count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < count; i++) {
+			int got;
+
+			memcpy(&got, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (fd == -1) {
+				fd = got;
+			} else {
+				close(got);
+				*extra = true;
+			}
+		}
+	}
+	return fd;
+}
+
 /* channel_receive - one datagram with at most one descriptor; 1 got one, 0 nothing now, -1 closed. */
 static int
 channel_receive(struct priv_channel *ch)
@@ -417,28 +453,21 @@ channel_receive(struct priv_channel *ch)
 		struct cmsghdr	align;
 	} control;
 	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+	/* Room for exactly one descriptor: the kernel drops any further ones (MSG_CTRUNC). */
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
-	    .msg_controllen = sizeof(control.buf) };
-	struct cmsghdr *cm;
+	    .msg_controllen = CMSG_LEN(sizeof(int)) };
 	ssize_t n;
-	int fd = -1;
+	bool extra;
+	int fd;
 
 	n = recvmsg(ch->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	if (n == -1)
 		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
 	if (n == 0)
 		return -1;
-	for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
-		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int))) {
-			int got;
-
-			memcpy(&got, CMSG_DATA(cm), sizeof(int));
-			if (fd >= 0)
-				close(got);
-			else
-				fd = got;
-		}
-	}
+	fd = take_descriptor(&msg, &extra);
+	if (extra)
+		msg.msg_flags |= MSG_CTRUNC;	/* refused by channel_dispatch like a truncated one */
 	channel_dispatch(ch, buf, (size_t)n, msg.msg_flags, fd);
 	return 1;
 }
@@ -610,11 +639,11 @@ request_socket(enum priv_msg_type type, const struct netaddr *addr, uint16_t por
 		} control;
 		struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
 		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
-		    .msg_controllen = sizeof(control.buf) };
+		    .msg_controllen = CMSG_LEN(sizeof(int)) };
+		bool extra;
 		struct pollfd pfd = { .fd = priv.fd_sock, .events = POLLIN };
 		struct priv_hdr hdr;
 		struct priv_fd_reply reply;
-		struct cmsghdr *cm;
 		int64_t left = deadline - now_ms();
 		ssize_t n;
 		int fd = -1;
@@ -630,10 +659,7 @@ request_socket(enum priv_msg_type type, const struct netaddr *addr, uint16_t por
 			errno = EPIPE;
 			return -1;
 		}
-		for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
-			if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
-			    cm->cmsg_len == CMSG_LEN(sizeof(int)) && fd == -1)
-				memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+		fd = take_descriptor(&msg, &extra);
 		memcpy(&hdr, buf, sizeof(hdr));
 		if ((size_t)n != sizeof(buf) || hdr.type != PRIV_MSG_FD_REPLY || hdr.len != sizeof(reply)) {
 			if (fd >= 0)
@@ -829,12 +855,25 @@ priv_check_user(const struct config *c)
 		    "useradd --system ...) or set \"user =\" to run the SMTP engine as root\n", c->path, c->user);
 		return -1;
 	}
-	if (pw->pw_uid == 0) {
-		fprintf(stderr, "mxtierd: %s: user = %s: is root; name an unprivileged user or set \"user =\"\n",
+	if (pw->pw_uid == 0 || pw->pw_gid == 0) {
+		fprintf(stderr, "mxtierd: %s: user = %s: is root or in group root; name an unprivileged user or set \"user =\"\n",
 		    c->path, c->user);
 		return -1;
 	}
 	return 0;
+}
+
+/* The signals either process handles in its loop: held back across the fork. */
+static const int split_signals[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGCHLD };
+
+/* priv_signals_ready - the caller's handlers are in place: let the held signals in. */
+void
+priv_signals_ready(void)
+{
+	if (!priv.signals_blocked)
+		return;
+	priv.signals_blocked = false;
+	sigprocmask(SIG_SETMASK, &priv.saved_mask, NULL);
 }
 
 enum priv_role
@@ -842,7 +881,8 @@ priv_start(struct config *c)
 {
 	struct passwd *pw;
 	int chan[2], fds[2];
-	pid_t pid;
+	sigset_t blocked;
+	pid_t pid, parent;
 
 	if (geteuid() != 0 || c->user[0] == '\0') {
 		if (geteuid() == 0)
@@ -861,6 +901,17 @@ priv_start(struct config *c)
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, chan) == -1 ||
 	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) == -1)
 		fatalx("privsep: socketpair: %s", strerror(errno));
+	/*
+	 * Signals wait (blocked) until each process has its handlers: the
+	 * engine may answer on a port before the parent's loop is set up, and
+	 * a SIGHUP then must not kill the parent by its default action.
+	 */
+	sigemptyset(&blocked);
+	for (size_t i = 0; i < sizeof(split_signals) / sizeof(split_signals[0]); i++)
+		sigaddset(&blocked, split_signals[i]);
+	sigprocmask(SIG_BLOCK, &blocked, &priv.saved_mask);
+	priv.signals_blocked = true;
+	parent = getpid();	/* before fork: getppid() in the child would already see a reaper if we died */
 	fflush(stdout);
 	fflush(stderr);
 	pid = fork();
@@ -874,7 +925,7 @@ priv_start(struct config *c)
 	close(chan[0]);
 	close(fds[0]);
 	priv.role = PRIV_ROLE_ENGINE;
-	priv.parent_pid = getppid();
+	priv.parent_pid = parent;
 	priv.channel_fd = chan[1];
 	priv.fd_sock = fds[1];
 	prctl(PR_SET_NAME, "mxtierd [smtp]", 0, 0, 0);
@@ -1201,8 +1252,9 @@ channel_closed(struct priv_channel *ch)
 		parent_reap();
 		return;
 	}
-	/* The engine: the parent is gone; PR_SET_PDEATHSIG brings the SIGTERM that drains us. */
-	log_warn("privsep: the privileged process closed the channel");
+	/* The engine: the parent is gone. PR_SET_PDEATHSIG brings a SIGTERM too; do not count on its timing. */
+	log_warn("privsep: the privileged process closed the channel: stopping");
+	kill(getpid(), SIGTERM);
 }
 
 static void
@@ -1230,6 +1282,7 @@ parent_run(struct config *c, pid_t engine, int chan_fd, int fd_fd)
 		priv.signals[i] = evsignal_new(mxd->base, sigs[i], parent_signal_cb, NULL);
 		evsignal_add(priv.signals[i], NULL);
 	}
+	priv_signals_ready();
 	priv_on(PRIV_MSG_RELOAD, reload_request_cb);
 	log_info("privsep: privileged process; SMTP engine pid %d as %s", (int)engine, priv.user);
 	privileged_services_start(c);

@@ -119,6 +119,7 @@ const char	*priv_msg_name(enum priv_msg_type type);
  * with a message naming the key.
  */
 enum priv_role	 priv_start(struct config *c);
+void		priv_signals_ready(void);	/* handlers installed: deliver what waited */
 /* priv_check_user - as root: does `user` name an unprivileged account? -1 (message on stderr) if not. */
 int		 priv_check_user(const struct config *c);
 enum priv_role	 priv_role(void);

@@ -11,6 +11,8 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "kernel.h"
+#include "netaddr.h"
 #include "priv.h"
 
 /* ---- priv_strings_decode ---- */
@@ -169,6 +171,55 @@ test_dispatch_checks(void **state)
 	config_unref(mxd->config);
 }
 
+/* ---- kernel_priv_excluded: the parent checks the network that would be written ---- */
+
+struct excluded_case {
+	const char	*label;
+	const char	*backend;
+	const char	*addr;
+	unsigned	 prefix_len;
+	bool		 excluded;
+};
+
+#define B4 "10.0.0.3:25"
+#define B6 "[2001:db8:5::1]:25"
+
+static const struct excluded_case excluded_cases[] = {
+	{ "an internet address", B4, "192.0.2.99", 32, false },
+	{ "the backend", B4, "10.0.0.3", 32, true },
+	{ "the backend as mapped IPv6", B4, "::ffff:10.0.0.3", 128, true },
+	{ "the backend inside an unmasked /31", B4, "10.0.0.3", 31, true },
+	{ "the backend's neighbour in a /31", B4, "10.0.0.2", 31, true },
+	{ "the backend's neighbour alone", B4, "10.0.0.2", 32, false },
+	{ "a tier address", B4, "198.51.100.10", 32, true },
+	{ "a tier address as mapped IPv6", B4, "::ffff:198.51.100.10", 128, true },
+	{ "loopback", B4, "127.0.0.5", 32, true },
+	{ "IPv6 loopback", B6, "::1", 128, true },
+	{ "an IPv6 client in the backend's /64", B6, "2001:db8:5::99", 64, true },
+	{ "an IPv6 client in another /64", B6, "2001:db8:6::99", 64, false },
+	{ "a mapped prefix shorter than /96", B4, "::ffff:192.0.2.99", 90, true },
+	{ "IPv4 prefix beyond 32", B4, "192.0.2.99", 40, true },
+};
+
+static void
+test_kernel_exclusions(void **state)
+{
+	for (size_t i = 0; i < sizeof(excluded_cases) / sizeof(excluded_cases[0]); i++) {
+		const struct excluded_case *c = &excluded_cases[i];
+		char text[256], err[256];
+		struct netaddr a;
+
+		snprintf(text, sizeof(text), "primary_ips = 198.51.100.10\nbackend = %s\n", c->backend);
+		mxd->config = config_load_string("t.conf", text, err, sizeof(err));
+		assert_non_null(mxd->config);
+		assert_int_equal(netaddr_parse(c->addr, &a), 0);
+		EXPECT(c->label, kernel_priv_excluded(&a, c->prefix_len) == c->excluded, "got %d", !c->excluded);
+		config_unref(mxd->config);
+		mxd->config = NULL;
+	}
+	EXPECT_ALL_PASSED();
+}
+
 int
 main(void)
 {
@@ -177,6 +228,7 @@ main(void)
 		cmocka_unit_test(test_strings_round_trip),
 		cmocka_unit_test(test_redact_database),
 		cmocka_unit_test(test_dispatch_checks),
+		cmocka_unit_test(test_kernel_exclusions),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
