@@ -1061,6 +1061,8 @@ dbstore_stop(void)
 		conns[i]->pg = NULL;
 	}
 	reader_down(&db.reader);
+	if (db.count > 0)
+		log_warn("db: %zu queued event(s) not written at stop", (size_t)db.count);
 	while (db.count > 0) {
 		free(db.queue[db.head]);
 		db.head = (db.head + 1) % db.cap;

@@ -291,7 +291,26 @@ channel_send(struct priv_channel *ch, enum priv_msg_type type, const void *paylo
 	struct priv_hdr hdr = { .type = type, .len = (uint32_t)len };
 	int rc;
 
-	if (ch == NULL || ch->closed || len > PRIV_MSG_MAX || ch->queued >= PRIV_QUEUE_MAX)
+	if (ch == NULL || ch->closed || len > PRIV_MSG_MAX)
+		goto drop;
+	/*
+	 * A newer blob (listings, reputation, config) supersedes a queued one of
+	 * its type: a peer that stops reading holds at most one memfd per type.
+	 */
+	if (fd >= 0) {
+		TAILQ_FOREACH(o, &ch->out, entry) {
+			struct priv_hdr queued;
+
+			memcpy(&queued, o->data, sizeof(queued));
+			if (o->fd >= 0 && queued.type == type && o->len == sizeof(hdr) + len) {
+				memcpy(o->data + sizeof(hdr), payload, len);
+				close(o->fd);
+				o->fd = fd;
+				return 0;
+			}
+		}
+	}
+	if (ch->queued >= PRIV_QUEUE_MAX)
 		goto drop;
 	if ((o = malloc(sizeof(*o) + sizeof(hdr) + len)) == NULL)
 		goto drop;
@@ -519,14 +538,20 @@ channel_free(struct priv_channel *ch)
 {
 	struct priv_out *o;
 
+	size_t left = 0;
+
 	if (ch == NULL)
 		return;
 	while ((o = TAILQ_FIRST(&ch->out)) != NULL) {
 		TAILQ_REMOVE(&ch->out, o, entry);
+		left++;
 		if (o->fd >= 0)
 			close(o->fd);
 		free(o);
 	}
+	/* What the last flush could not send is lost: say how much. */
+	if (left > 0)
+		log_warn("privsep: %zu message(s) to the %s not sent at stop", left, ch->peer);
 	event_free(ch->rd);
 	event_free(ch->wr);
 	close(ch->fd);
@@ -691,9 +716,24 @@ priv_listener_socket(const struct netaddr *addr, uint16_t port, bool transparent
 int
 priv_transparent_socket(const struct netaddr *client)
 {
+	static int64_t quiet_until;
+	int fd;
+
 	if (priv.role != PRIV_ROLE_ENGINE || !priv.dropped)
 		return priv_open_transparent(client);
-	return request_socket(PRIV_MSG_FD_TRANSPARENT, client, 0, true, PRIV_TRANSPARENT_WAIT_MS);
+	/*
+	 * The engine's loop stands still while it waits: after a request timed
+	 * out, the next second's relays fail at once (451) instead of each
+	 * waiting out its own timeout behind a busy parent.
+	 */
+	if (now_ms() < quiet_until) {
+		errno = ETIMEDOUT;
+		return -1;
+	}
+	fd = request_socket(PRIV_MSG_FD_TRANSPARENT, client, 0, true, PRIV_TRANSPARENT_WAIT_MS);
+	if (fd == -1 && errno == ETIMEDOUT)
+		quiet_until = now_ms() + 1000;
+	return fd;
 }
 
 /* fd_request_allowed - only the sockets the current config calls for; errno-style answer. */
