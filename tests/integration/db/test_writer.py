@@ -153,7 +153,7 @@ def test_server_stopped_mid_run(own_cluster, workdir, start_daemon, start_backen
             if "session id=" in line and line.split("session id=")[1].split()[0] not in have]
     lost_at = [datetime.datetime.strptime(line[:23], "%Y-%m-%dT%H:%M:%S.%f") for line in lost]
     lost_conn = [datetime.datetime.strptime(line[:23], "%Y-%m-%dT%H:%M:%S.%f") for line in d.stderr().splitlines()
-                 if "database writer: connection lost" in line]
+                 if "database writer: connection lost" in line or "database writer: send failed" in line]
     why = "%d sessions neither rows nor counted drops (%s):\n%s\n%s" % (
         len(logs) - rows - s["dropped"], s, "\n".join(lost), db_log(d))
     assert s["dropped"] == 0, why
