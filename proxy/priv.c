@@ -462,32 +462,47 @@ take_descriptor(struct msghdr *msg, bool *extra)
 	return fd;
 }
 
+/*
+ * recv_one - one datagram into buf with room for exactly one descriptor
+ * (the kernel drops further ones and sets MSG_CTRUNC); *fd is it or -1,
+ * *flags the message flags, with MSG_CTRUNC also for extra descriptors.
+ */
+static ssize_t
+recv_one(int sock, void *buf, size_t len, int *fd, int *flags)
+{
+	union {
+		char		buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr	align;
+	} control;
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+	    .msg_controllen = CMSG_LEN(sizeof(int)) };
+	ssize_t n;
+	bool extra;
+
+	*fd = -1;
+	n = recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n <= 0)
+		return n;
+	*fd = take_descriptor(&msg, &extra);
+	*flags = msg.msg_flags | (extra ? MSG_CTRUNC : 0);
+	return n;
+}
+
 /* channel_receive - one datagram with at most one descriptor; 1 got one, 0 nothing now, -1 closed. */
 static int
 channel_receive(struct priv_channel *ch)
 {
 	static char buf[sizeof(struct priv_hdr) + PRIV_MSG_MAX];
-	union {
-		char		buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr	align;
-	} control;
-	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
-	/* Room for exactly one descriptor: the kernel drops any further ones (MSG_CTRUNC). */
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
-	    .msg_controllen = CMSG_LEN(sizeof(int)) };
 	ssize_t n;
-	bool extra;
-	int fd;
+	int fd, flags;
 
-	n = recvmsg(ch->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	n = recv_one(ch->fd, buf, sizeof(buf), &fd, &flags);
 	if (n == -1)
 		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
 	if (n == 0)
 		return -1;
-	fd = take_descriptor(&msg, &extra);
-	if (extra)
-		msg.msg_flags |= MSG_CTRUNC;	/* refused by channel_dispatch like a truncated one */
-	channel_dispatch(ch, buf, (size_t)n, msg.msg_flags, fd);
+	channel_dispatch(ch, buf, (size_t)n, flags, fd);
 	return 1;
 }
 
@@ -658,33 +673,24 @@ request_socket(enum priv_msg_type type, const struct netaddr *addr, uint16_t por
 	}
 	for (;;) {
 		char buf[sizeof(struct priv_hdr) + sizeof(struct priv_fd_reply)];
-		union {
-			char		buf[CMSG_SPACE(sizeof(int))];
-			struct cmsghdr	align;
-		} control;
-		struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
-		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
-		    .msg_controllen = CMSG_LEN(sizeof(int)) };
-		bool extra;
 		struct pollfd pfd = { .fd = priv.fd_sock, .events = POLLIN };
 		struct priv_hdr hdr;
 		struct priv_fd_reply reply;
 		int64_t left = deadline - now_ms();
 		ssize_t n;
-		int fd = -1;
+		int fd, flags;
 
 		if (left <= 0 || poll(&pfd, 1, (int)left) == 0) {
 			errno = ETIMEDOUT;
 			return -1;
 		}
-		n = recvmsg(priv.fd_sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		n = recv_one(priv.fd_sock, buf, sizeof(buf), &fd, &flags);
 		if (n == -1 && (errno == EAGAIN || errno == EINTR))
 			continue;
 		if (n <= 0) {
 			errno = EPIPE;
 			return -1;
 		}
-		fd = take_descriptor(&msg, &extra);
 		memcpy(&hdr, buf, sizeof(hdr));
 		if ((size_t)n != sizeof(buf) || hdr.type != PRIV_MSG_FD_REPLY || hdr.len != sizeof(reply)) {
 			if (fd >= 0)

@@ -77,6 +77,25 @@ def port_accepts(host, port, source="127.0.0.1"):
     return True
 
 
+def proc_stats():
+    """proc_stats - (pid, fields after the command name) of every process in /proc/PID/stat."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may hold blanks and parentheses
+        yield int(name), stat[stat.rfind(")") + 2:].split()
+
+
+def children(pid):
+    """children - the PIDs whose parent is pid (the SMTP engine of a split mxtierd)."""
+    return [child for child, fields in proc_stats() if int(fields[1]) == pid]
+
+
 def wait_until(predicate, timeout, interval=0.05, what="condition"):
     deadline = time.monotonic() + timeout
     while True:

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import time
 
-from harness import Daemon, wait_until
+from harness import Daemon, children, wait_until
 
 # A bare LF (no CR before it), a bare CR (no LF after it) or a NUL.
 BARE = re.compile(rb"(?<!\r)\n|\r(?!\n)|\x00")
@@ -38,24 +38,6 @@ def malformed_log_lines(daemon):
     if raw and not raw.endswith(b"\n"):
         raw = raw[:raw.rfind(b"\n") + 1]        # a line being written right now
     return [l for l in raw.split(b"\n")[:-1] if not LOG_LINE.match(l)]
-
-
-def children(pid):
-    """children - the PIDs of a process's children (from /proc/PID/stat of every process)."""
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # "pid (comm) state ppid ...": comm may hold blanks and parentheses
-        fields = stat[stat.rfind(")") + 2:].split()
-        if int(fields[1]) == pid:
-            out.append(int(name))
-    return out
 
 
 def engine_pid(pid):

@@ -35,7 +35,7 @@ INTEGRATION = os.path.dirname(HERE)
 if INTEGRATION not in sys.path:
     sys.path.insert(0, INTEGRATION)
 
-from harness import MXTIERD, PYTHON, Daemon, sanitizer_env, stop_pid, wait_until  # noqa: E402
+from harness import MXTIERD, PYTHON, Daemon, proc_stats, sanitizer_env, stop_pid, wait_until  # noqa: E402
 
 IP = shutil.which("ip") or "/usr/sbin/ip"
 POSTFIX_DAEMON_DIR = "/usr/lib/postfix/sbin"
@@ -88,19 +88,7 @@ def set_subreaper(on):
 
 def process_group_members(pgid):
     """process_group_members - PIDs whose process group is pgid (from /proc/PID/stat)."""
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2:].split()
-        if len(fields) > 2 and int(fields[2]) == pgid:
-            out.append(int(name))
-    return out
+    return [pid for pid, fields in proc_stats() if len(fields) > 2 and int(fields[2]) == pgid]
 
 
 def reap(pids, timeout=5.0):

@@ -15,7 +15,6 @@ import pwd
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -24,7 +23,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "kernel"))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "db"))
 
-from harness import (BAIT, HOSTNAME, MXTIERD, PRIMARY, SECONDARY, SmtpClient,  # noqa: E402
+from harness import (BAIT, HOSTNAME, MXTIERD, PRIMARY, SECONDARY, SmtpClient, children,  # noqa: E402
                      wait_until)
 
 USER = "mxtier"
@@ -44,23 +43,6 @@ pytestmark = pytest.mark.skipif(_why_not() is not None, reason=_why_not() or "")
 
 
 # -- /proc helpers ---------------------------------------------------------------
-
-def children(pid):
-    """children - PIDs whose parent is pid (from /proc/PID/stat)."""
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2:].split()
-        if int(fields[1]) == pid:
-            out.append(int(name))
-    return out
-
 
 def engine_of(daemon, timeout=5.0):
     """engine_of - the started PID's only child: the SMTP engine."""
