@@ -1,28 +1,67 @@
 # mxtier — build, test and demo entry points.
-#   make          build build/mxtierd and build/mxtierctl
+#   make          build build/mxtierd and build/mxtierctl (installs nothing)
 #   make deps     install the Debian packages for build, tests and demo (idempotent)
-#   make check    unit tests (cmocka) + integration tests (real daemon, real peers)
+#   make check    deps, then unit tests (cmocka) + integration tests (real daemon,
+#                 real peers) + fuzz-smoke
 #   make demo     deps + build + a demo appliance on 127.0.0.10/11/12:2525
 #   make bench    benchmark figures (not a test)
 #   make fuzz     libFuzzer harnesses, FUZZ_TIME seconds each (default 300);
 #                 make fuzz-smoke is the short run that make check includes
 
-CC       ?= cc
-PKGS     := libevent libevent_openssl libnftnl libmnl libpq openssl
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CFLAGS   ?= -O2 -g
-CFLAGS   += -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -D_GNU_SOURCE -Iproxy -Ikernel-rules -Idb $(PKG_CFLAGS)
-LDLIBS   += $(PKG_LIBS)
+CC         ?= cc
+PKG_CONFIG ?= pkg-config
+PKGS       := libevent libevent_openssl libnftnl libmnl libpq openssl
+
+# The Debian 12 package that ships each pkg-config module (packaging/install-deps
+# installs them all).
+DEB_libevent         := libevent-dev
+DEB_libevent_openssl := libevent-dev
+DEB_libnftnl         := libnftnl-dev
+DEB_libmnl           := libmnl-dev
+DEB_libpq            := libpq-dev
+DEB_openssl          := libssl-dev
+DEB_cmocka           := libcmocka-dev
+
+# pkg_query OPTION,MODULES - `pkg-config OPTION MODULES`, or stop with a message
+# that names each missing library and the package that installs it. Only
+# evaluated when something is compiled or linked (see PKG_CFLAGS), never
+# when the Makefile is parsed: `make deps`, `make check` and `make demo`
+# install the packages first and only then build, in a sub-make.
+pkg_missing = $(shell for m in $(1); do $(PKG_CONFIG) --exists $$m || echo $$m; done)
+pkg_debs    = $(sort $(foreach m,$(1),$(or $(DEB_$(m)),$(m)-dev)))
+pkg_fail    = $(error missing librar$(if $(word 2,$(1)),ies,y) for the build (pkg-config \
+              does not know $(1)): install the Debian package$(if $(word 2,$(call pkg_debs,$(1))),s) \
+              $(call pkg_debs,$(1)) with 'sudo apt-get install $(call pkg_debs,$(1))', or run \
+              'make deps' (packaging/install-deps), which installs everything the build, \
+              the tests and the demo need)
+pkg_query   = $(if $(shell command -v $(PKG_CONFIG) || true),,$(error $(PKG_CONFIG) not found: \
+              the build asks it for the flags of $(2). Install with: sudo apt-get install \
+              pkg-config $(call pkg_debs,$(2)) -- or run 'make deps' (packaging/install-deps))) \
+              $(if $(call pkg_missing,$(2)),$(call pkg_fail,$(call pkg_missing,$(2))))$(strip \
+              $(shell $(PKG_CONFIG) $(1) $(2)))
+# Deferred and memoised: pkg-config runs once per make, at the first use.
+PKG_CFLAGS    = $(eval PKG_CFLAGS := $(call pkg_query,--cflags,$(PKGS)))$(PKG_CFLAGS)
+PKG_LIBS      = $(eval PKG_LIBS := $(call pkg_query,--libs,$(PKGS)))$(PKG_LIBS)
+CMOCKA_CFLAGS = $(eval CMOCKA_CFLAGS := $(call pkg_query,--cflags,cmocka))$(CMOCKA_CFLAGS)
+CMOCKA_LIBS   = $(eval CMOCKA_LIBS := $(call pkg_query,--libs,cmocka))$(CMOCKA_LIBS)
+
+# CFLAGS, LDFLAGS and LDLIBS are the user's (environment or command line,
+# e.g. `make CFLAGS=-O0`); the project's own flags are added in MX_*, so
+# neither a user's CFLAGS nor a sub-make drops or doubles them.
+CFLAGS    ?= -O2 -g
+MX_CFLAGS  = -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -D_GNU_SOURCE \
+             -Iproxy -Ikernel-rules -Idb $(SAN_FLAGS) $(CFLAGS) $(PKG_CFLAGS)
+MX_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
+MX_LDLIBS  = $(PKG_LIBS) $(LDLIBS)
 
 # SANITIZE=1 builds with ASan + UBSan into build-san/ (so a sanitizer run
 # never mixes objects with the normal build); every UBSan finding aborts.
 ifeq ($(SANITIZE),1)
-CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-LDFLAGS += -fsanitize=address,undefined
-BUILD   ?= build-san
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+BUILD     ?= build-san
 else
-BUILD   ?= build
+SAN_FLAGS :=
+BUILD     ?= build
 endif
 # Modules shared by the daemon, mxtierctl and the unit tests.
 CORE_SRC := proxy/log.c proxy/netaddr.c proxy/config.c proxy/smtp_parse.c \
@@ -43,13 +82,13 @@ CTL_OBJ    := $(CTL_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps check unit integration demo bench clean fuzz fuzz-build fuzz-smoke fuzz-merge
+.PHONY: all deps check check-run unit integration demo bench clean fuzz fuzz-build fuzz-smoke fuzz-merge
 
 all: $(BUILD)/mxtierd $(BUILD)/mxtierctl
 
 $(BUILD)/%.o: %.c $(wildcard proxy/*.h proxy/checks/*.h kernel-rules/*.h db/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(MX_CFLAGS) -c -o $@ $<
 
 # The migrations are compiled in: the daemon knows the schema version it needs.
 $(BUILD)/gen/migrations.c: db/embed-migrations $(sort $(wildcard db/migrations/*.sql))
@@ -57,18 +96,18 @@ $(BUILD)/gen/migrations.c: db/embed-migrations $(sort $(wildcard db/migrations/*
 	db/embed-migrations $(sort $(wildcard db/migrations/*.sql)) > $@
 
 $(BUILD)/gen/migrations.o: $(BUILD)/gen/migrations.c db/migrations.h
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(MX_CFLAGS) -c -o $@ $<
 
 $(BUILD)/mxtierd: $(CORE_OBJ) $(DAEMON_OBJ) $(MAIN_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(MX_LDFLAGS) -o $@ $^ $(MX_LDLIBS)
 
 $(BUILD)/mxtierctl: $(CORE_OBJ) $(CTL_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(MX_LDFLAGS) -o $@ $^ $(MX_LDLIBS)
 
 # Unit tests link every module but main.c, so they can drive sessions too.
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(CORE_OBJ) $(DAEMON_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS) -lcmocka
+	$(CC) $(MX_CFLAGS) $(CMOCKA_CFLAGS) $(MX_LDFLAGS) -o $@ $(filter %.c %.o,$^) $(MX_LDLIBS) $(CMOCKA_LIBS)
 
 deps:
 	./packaging/install-deps
@@ -79,10 +118,18 @@ unit: $(UNIT_BIN)
 integration: all
 	MXTIER_BUILD=$(abspath $(BUILD)) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
 
-check: all unit integration fuzz-smoke
+# check and demo install the packages first, then build in a sub-make: its
+# pkg-config flags are computed after the install (a fresh machine has no
+# libpq-fe.h before `make deps`). Command-line variables (SANITIZE=1,
+# BUILD=...) reach the sub-make through MAKEFLAGS.
+check: deps
+	$(MAKE) check-run
 
-demo: deps all
-	./tests/demo/run-demo
+check-run: all unit integration fuzz-smoke
+
+demo: deps
+	$(MAKE) all
+	MXTIERD=$(abspath $(BUILD))/mxtierd ./tests/demo/run-demo
 
 bench: all
 	./tests/bench/run-bench
@@ -102,8 +149,8 @@ FUZZ_TIME       ?= 300
 FUZZ_SMOKE_TIME ?= 15
 FUZZ_WARN       := -g -O1 -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -D_GNU_SOURCE \
                    -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_CFLAGS     := $(FUZZ_WARN) -fsanitize=fuzzer,address,undefined -Iproxy -Ikernel-rules -Idb -Ifuzz $(PKG_CFLAGS)
-FUZZ_OBJ_CFLAGS := $(FUZZ_WARN) -fsanitize=fuzzer-no-link,address,undefined -Iproxy -Ikernel-rules -Idb $(PKG_CFLAGS)
+FUZZ_CFLAGS      = $(FUZZ_WARN) -fsanitize=fuzzer,address,undefined -Iproxy -Ikernel-rules -Idb -Ifuzz $(PKG_CFLAGS)
+FUZZ_OBJ_CFLAGS  = $(FUZZ_WARN) -fsanitize=fuzzer-no-link,address,undefined -Iproxy -Ikernel-rules -Idb $(PKG_CFLAGS)
 FUZZ_NAMES      := smtp_parse data_reader reply_parser client_info session
 FUZZ_BIN        := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
 # The modules each harness links: the parser under test, or for the
@@ -114,7 +161,7 @@ FUZZ_OBJ_reply_parser := $(FUZZ_BUILD)/obj/proxy/reply_parser.o
 FUZZ_OBJ_client_info  := $(FUZZ_BUILD)/obj/proxy/client_info.o $(FUZZ_BUILD)/obj/proxy/netaddr.o
 FUZZ_OBJ_session      := $(CORE_SRC:%.c=$(FUZZ_BUILD)/obj/%.o) $(DAEMON_SRC:%.c=$(FUZZ_BUILD)/obj/%.o) \
                          $(FUZZ_BUILD)/obj/gen/migrations.o
-FUZZ_LIBS_session     := $(PKG_LIBS)
+FUZZ_LIBS_session      = $(PKG_LIBS)
 
 $(FUZZ_BUILD)/obj/%.o: %.c $(wildcard proxy/*.h proxy/checks/*.h kernel-rules/*.h db/*.h)
 	@mkdir -p $(dir $@)
