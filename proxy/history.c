@@ -195,8 +195,8 @@ history_record_contact(const struct history_client *c, enum tier_role tier)
 	}
 }
 
-static bool
-contact_within(const struct history_client *c, int64_t window_ms, bool primary_only)
+bool
+history_lower_tier_contact(const struct history_client *c, int64_t window_ms)
 {
 	char keys[KEY_KINDS][HISTORY_KEY_MAX];
 	int n = client_keys(c, keys);
@@ -209,23 +209,10 @@ contact_within(const struct history_client *c, int64_t window_ms, bool primary_o
 			continue;
 		if (e->last_contact[TIER_PRIMARY] && now - e->last_contact[TIER_PRIMARY] <= window_ms)
 			return true;
-		if (!primary_only && e->last_contact[TIER_SECONDARY] &&
-		    now - e->last_contact[TIER_SECONDARY] <= window_ms)
+		if (e->last_contact[TIER_SECONDARY] && now - e->last_contact[TIER_SECONDARY] <= window_ms)
 			return true;
 	}
 	return false;
-}
-
-bool
-history_lower_tier_contact(const struct history_client *c, int64_t window_ms)
-{
-	return contact_within(c, window_ms, false);
-}
-
-bool
-history_primary_contact(const struct history_client *c, int64_t window_ms)
-{
-	return contact_within(c, window_ms, true);
 }
 
 void
@@ -271,6 +258,9 @@ history_pending_age(const struct history_client *c)
 		struct history_entry *e = entry_find(keys[i]);
 		int64_t age;
 
+		/* A neighbour's deferral counts only for a client whose name proves a mail pool (c->domain). */
+		if (i == KEY_PREFIX && !(c->domain && c->domain[0]))
+			continue;
 		if (e == NULL || e->pending_since == 0)
 			continue;
 		age = now - e->pending_since;
@@ -320,6 +310,31 @@ history_passed(const struct history_client *c)
 			return true;
 	}
 	return false;
+}
+
+/*
+ * history_revoke_pass - a client that earned or holds a pass broke a hard
+ * protocol rule (pregreet, pipelining, ...): the pass of its address and
+ * domain ends, its kernel fast path with it. Ratware that walks the MX list
+ * must not keep what its retry earned.
+ */
+void
+history_revoke_pass(const struct history_client *c)
+{
+	char keys[KEY_KINDS][HISTORY_KEY_MAX];
+	int n = client_keys(c, keys);
+	int64_t now = now_ms();
+
+	for (int i = 0; i < n; i++) {
+		struct history_entry *e = entry_find(keys[i]);
+
+		if (i == KEY_PREFIX || e == NULL || e->pass_until <= now)
+			continue;
+		e->pass_until = 0;
+		log_info("pass of %s revoked", keys[i] + 2);
+		if (i == KEY_ADDRESS)
+			notify_listing(keys[i], 0, false);
+	}
 }
 
 int

@@ -30,15 +30,20 @@ size_t	history_entries(void);
 void	history_record_contact(const struct history_client *c, enum tier_role tier);
 /* history_lower_tier_contact - primary/secondary contact within window (bait-first-contact test). */
 bool	history_lower_tier_contact(const struct history_client *c, int64_t window_ms);
-bool	history_primary_contact(const struct history_client *c, int64_t window_ms);
 
 /* Pending retries: set by a primary deferral, answered by a retry. */
 void	history_set_pending(const struct history_client *c);
-/* history_pending_age - age in ms of the oldest pending retry within retry_window, or -1. */
+/*
+ * history_pending_age - age in ms of the oldest pending retry within
+ * retry_window, or -1: the address's own, its domain's, and its /24 or /64's
+ * only when a domain is given (a name that proves a mail pool).
+ */
 int64_t	history_pending_age(const struct history_client *c);
 /* history_grant_pass - the client retried: clear its pending retries; pass for pass_ttl (address and domain). */
 void	history_grant_pass(const struct history_client *c);
 bool	history_passed(const struct history_client *c);
+/* history_revoke_pass - end the pass of the address and its domain (a hard protocol failure). */
+void	history_revoke_pass(const struct history_client *c);
 
 /* Blocks: escalate block_ttl up to block_ttl_max for repeat offenders; returns the TTL in ms. */
 int64_t	history_block(const struct history_client *c, enum reason why);

@@ -36,6 +36,8 @@ static void session_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void session_drained(void *arg);
 static void session_tls_begin(struct session *s);
 static void session_tls_established(struct session *s);
+static void session_eof_settle(struct session *s);
+static void session_client_eof(struct session *s);
 
 const char *
 session_state_name(enum session_state st)
@@ -171,9 +173,11 @@ session_pause_read(struct session *s, bool pause)
 		bufferevent_disable(s->bev, EV_READ);
 		evtimer_del(s->timer);
 	} else if (s->state != SESSION_CLOSING) {
-		bufferevent_enable(s->bev, EV_READ);
+		/* After the client's EOF there is nothing more to read: its buffered input still runs. */
+		if (!s->client_eof)
+			bufferevent_enable(s->bev, EV_READ);
 		session_arm_timer(s, s->state == SESSION_DATA ? s->config->data_timeout : s->config->command_timeout);
-		if (s->tls)
+		if (s->tls && !s->client_eof)
 			tls_kick_read(s->bev);
 	}
 }
@@ -283,7 +287,10 @@ session_refuse(struct session *s)
 {
 	const char *host = s->config->hostname;
 
-	if (has_reason(s, REASON_BAIT))
+	if (s->verdict == VERDICT_TEMPFAIL && (has_reason(s, REASON_BAIT_FIRST_CONTACT) ||
+	    has_reason(s, REASON_HIT_AND_RUN) || has_reason(s, REASON_TRAP_RECIPIENT)) && !has_reason(s, REASON_BAIT))
+		session_close(s, "421 4.7.1 %s Client [%s] temporarily blocked, try again later", host, s->client_text);
+	else if (has_reason(s, REASON_BAIT))
 		session_close(s, "421 4.7.0 %s Service not available, try a lower MX", host);
 	else if (has_reason(s, REASON_TOO_MANY_SESSIONS))
 		session_close(s, "421 4.3.2 %s Too many sessions, try again later", host);
@@ -338,7 +345,8 @@ session_greet(struct session *s, enum verdict_action action)
 		session_refuse(s);
 		return true;
 	case ACTION_RELAY:
-		session_start_banner(s, true);
+		/* Only the operator's own networks skip the pregreet wait: trust earned by behaviour does not. */
+		session_start_banner(s, has_reason(s, REASON_ALLOWLIST));
 		return true;
 	case ACTION_CONTINUE:
 		break;
@@ -418,7 +426,13 @@ session_accept(int fd, const struct sockaddr *peer, enum tier_role tier)
 		client_table_add(mxd->clients, &s->client_key);
 		return;
 	}
-	if (client_table_add(mxd->clients, &s->client_key) > (size_t)c->max_sessions_per_client) {
+	/*
+	 * The site's own relays and partners (allow_networks) are exempt from the
+	 * per-client limit, as Postfix exempts mynetworks: they legitimately open
+	 * many parallel sessions. max_sessions still bounds them.
+	 */
+	if (client_table_add(mxd->clients, &s->client_key) > (size_t)c->max_sessions_per_client &&
+	    !cidr_list_contains(&c->allow_networks, &s->client)) {
 		session_set_verdict(s, VERDICT_TEMPFAIL, REASON_TOO_MANY_CLIENT_SESSIONS);
 		session_refuse(s);
 		return;
@@ -536,9 +550,51 @@ session_process_input(struct session *s)
 			session_arm_command_timer(s);
 	}
 	s->processing = false;
+	if (s->client_eof) {
+		session_eof_settle(s);
+		return;
+	}
 	/* Input taken below the high-water mark: what OpenSSL still holds must not wait for the socket. */
 	if (s->tls && s->state != SESSION_CLOSING)
 		tls_kick_read(s->bev);
+}
+
+/*
+ * session_eof_settle - the client half-closed (RFC 5321 lets it send QUIT
+ * and shut down its side; Exim pipelines ".", QUIT and FIN in one
+ * segment). Every reply it is owed is still written: the session waits for
+ * the backend's answer to a command in flight and for the commands still
+ * buffered, and closes once nothing more can come of the input. Message
+ * data cut off by the EOF never reaches end-of-data at the backend: the
+ * backend leg is dropped without it, so nothing is delivered or answered 250.
+ */
+static void
+session_eof_settle(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+
+	if (s->state == SESSION_CLOSING || s->processing)
+		return;
+	/* A reply is owed for what the backend has: session_backend_reply or _failed comes back here. */
+	if (s->waiting_backend || s->read_paused)
+		return;
+	/* Commands held back until the client reads its replies: session_drained comes back here. */
+	if (evbuffer_get_length(in) > 0 && s->state >= SESSION_HELO && s->state != SESSION_DATA &&
+	    evbuffer_get_length(bufferevent_get_output(s->bev)) > SESSION_OUTPUT_HIGH)
+		return;
+	if (s->state == SESSION_DATA) {
+		if (s->relay) {
+			relay_free(s->relay);
+			s->relay = NULL;
+		}
+		s->bytes += s->data.bytes;
+		log_info("session %010llx: client closed its side inside message data after %llu bytes; message not accepted",
+		    (unsigned long long)s->id, (unsigned long long)s->data.bytes);
+	} else if (evbuffer_get_length(in) > 0) {
+		log_debug("session %010llx: %zu bytes of an unfinished command line at the client's EOF",
+		    (unsigned long long)s->id, evbuffer_get_length(in));
+	}
+	session_close(s, NULL);
 }
 
 /*
@@ -645,6 +701,11 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
 		return;
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && !s->tls_handshaking &&
+	    s->state != SESSION_STARTTLS) {
+		session_client_eof(s);
+		return;
+	}
 	if (s->tls_handshaking) {
 		tls_error_text(bev, why, sizeof(why));
 		tls_counters.handshake_failures++;
@@ -659,6 +720,26 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		log_debug("session %010llx: %s", (unsigned long long)s->id, strerror(errno));
 	}
 	session_free(s);
+}
+
+/* session_client_eof - a read EOF is not the end of the session: see session_eof_settle. */
+static void
+session_client_eof(struct session *s)
+{
+	if (s->client_eof)
+		return;
+	s->client_eof = true;
+	bufferevent_disable(s->bev, EV_READ);
+	log_debug("session %010llx: client EOF in %s", (unsigned long long)s->id, session_state_name(s->state));
+	/* Closing already: the last reply drains or the linger timer frees the session. */
+	if (s->state == SESSION_CLOSING)
+		return;
+	/* Nothing was answered yet (no banner): nothing is owed. */
+	if (s->state == SESSION_RESOLVING || s->state == SESSION_GREETING) {
+		session_close(s, NULL);
+		return;
+	}
+	session_process_input(s);
 }
 
 static void

@@ -109,6 +109,8 @@ struct session {
 	bool			 read_paused;	/* back-pressure: the backend leg is full */
 	uint64_t		 skip_octets;	/* a refused BDAT chunk still to be discarded */
 	bool			 discarding_line;	/* inside an over-long command line */
+	bool			 client_eof;	/* the client shut down its sending side: answer what it sent, then close */
+	bool			 after_refused_data;	/* DATA got no 354: the next line must be a command that may follow */
 
 	char			 helo[SMTP_DOMAIN_MAX + 1];
 	bool			 esmtp;
@@ -172,6 +174,8 @@ void	session_starttls(struct session *s);
 
 /* Commands (session_cmd.c). */
 void	session_execute_command(struct session *s, char *line, size_t len, bool more_input);
+/* session_data_refused - DATA got no 354: whatever the client sent after it is message text, never commands. */
+void	session_data_refused(struct session *s);
 
 /* DATA (session_data.c). */
 void	session_data_begin(struct session *s);

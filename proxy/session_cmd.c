@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "checks/check.h"
 #include "daemon.h"
@@ -109,6 +110,72 @@ command_state_ok(struct session *s, const struct command *cmd)
 	return false;
 }
 
+/* drop_pipelined_data - bytes after a DATA that got no 354: message text sent blind, never to be run. */
+static void
+drop_pipelined_data(struct session *s, size_t pending)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+
+	evbuffer_drain(in, evbuffer_get_length(in));
+	log_info("session %010llx: %zu bytes sent after a refused DATA; none executed", (unsigned long long)s->id,
+	    pending);
+	verdict_hard_failure(s, REASON_PIPELINING);
+	session_close(s, "554 5.5.0 %s Error: SMTP protocol synchronization (data after a refused DATA), closing connection",
+	    s->config->hostname);
+}
+
+/* client_bytes_waiting - the kernel already holds more from the client than libevent has read. */
+static bool
+client_bytes_waiting(const struct session *s)
+{
+	char c;
+	ssize_t n = recv(bufferevent_getfd(s->bev), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	return n > 0;
+}
+
+/*
+ * session_data_refused - RFC 2920 makes DATA the last command of a group: a
+ * client may send nothing after it before the 354. When DATA was refused
+ * (by mxtierd or the backend), bytes that came with or right behind it are
+ * the message body: the client is dropped (reason pipelining) and nothing
+ * of them runs, whoever the client is. When none has come yet, the next
+ * line must be a command that can follow a refused DATA: RSET or QUIT as
+ * real MTAs send, NOOP, EHLO, HELO, HELP. Not MAIL (the transaction, if
+ * any, is still open) and not text: a body that arrives a moment after the
+ * refusal starts with neither.
+ */
+void
+session_data_refused(struct session *s)
+{
+	size_t pending = evbuffer_get_length(bufferevent_get_input(s->bev));
+
+	if (s->state == SESSION_CLOSING)
+		return;
+	if (pending > 0 || (!s->client_eof && client_bytes_waiting(s))) {
+		drop_pipelined_data(s, pending);
+		return;
+	}
+	s->after_refused_data = true;
+}
+
+/* may_follow_refused_data - what a client that waited for the DATA refusal sends next. */
+static bool
+may_follow_refused_data(const struct command *cmd)
+{
+	switch (cmd ? cmd->id : CMD_NONE) {
+	case CMD_RSET:
+	case CMD_QUIT:
+	case CMD_NOOP:
+	case CMD_EHLO:
+	case CMD_HELO:
+	case CMD_HELP:
+		return true;
+	default:
+		return false;
+	}
+}
+
 void
 session_execute_command(struct session *s, char *line, size_t len, bool more_input)
 {
@@ -116,6 +183,13 @@ session_execute_command(struct session *s, char *line, size_t len, bool more_inp
 	const char *arg = smtp_split_verb(line, verb, sizeof(verb));
 	const struct command *cmd = verb[0] ? command_find(verb) : NULL;
 
+	if (s->after_refused_data) {
+		s->after_refused_data = false;
+		if (!may_follow_refused_data(cmd)) {
+			drop_pipelined_data(s, len + evbuffer_get_length(bufferevent_get_input(s->bev)));
+			return;
+		}
+	}
 	/* RFC 2920: only after the EHLO reply may a client send without waiting. */
 	if (more_input && !s->esmtp)
 		s->obs.pipelined_before_ehlo = true;
@@ -132,7 +206,8 @@ session_execute_command(struct session *s, char *line, size_t len, bool more_inp
 		return;
 	}
 	if (!command_state_ok(s, cmd)) {
-		session_error(s);
+		if (!session_error(s) && cmd->id == CMD_DATA)
+			session_data_refused(s);
 		return;
 	}
 	cmd->run(s, arg);
@@ -361,10 +436,13 @@ cmd_data(struct session *s, const char *arg)
 {
 	if (*arg != '\0') {
 		session_reply(s, "501 5.5.4 Syntax: DATA");
-		session_error(s);
+		if (!session_error(s))
+			session_data_refused(s);
 		return;
 	}
 	send_to_backend(s, CMD_DATA, "DATA\r\n", 6);
+	if (!s->waiting_backend)
+		session_data_refused(s);	/* no backend leg: answered 451 */
 }
 
 static void
@@ -502,6 +580,7 @@ session_backend_reply(struct session *s, const struct smtp_reply *reply)
 			session_process_input(s);
 			return;
 		}
+		session_data_refused(s);
 		break;
 	case CMD_DATA_END:
 		if (positive) {
@@ -516,7 +595,8 @@ session_backend_reply(struct session *s, const struct smtp_reply *reply)
 	default:
 		break;
 	}
-	session_arm_command_timer(s);
+	if (s->state != SESSION_CLOSING)
+		session_arm_command_timer(s);
 	session_process_input(s);
 }
 
@@ -557,7 +637,10 @@ session_backend_failed(struct session *s, const char *why)
 		break;
 	}
 	session_reset_transaction(s);
-	session_arm_command_timer(s);
+	if (id == CMD_DATA)
+		session_data_refused(s);
+	if (s->state != SESSION_CLOSING)
+		session_arm_command_timer(s);
 	session_process_input(s);
 }
 

@@ -95,9 +95,14 @@ action_for(enum verdict v)
 	}
 }
 
-/* run_checks - run the checks of one stage; every reason is recorded, the worst result returned. */
+/*
+ * run_checks - run the checks of one stage; every reason is recorded, the
+ * worst result returned. fail_only: the client earned trust (retried,
+ * passed, good reputation, DNSWL) that lifts the suspicions, so only the
+ * hard failures (pregreet, pipelining, non-SMTP, trap) count and are noted.
+ */
 static enum check_result
-run_checks(struct session *s, enum check_stage stage)
+run_checks_of(struct session *s, enum check_stage stage, bool fail_only)
 {
 	enum check_result worst = CHECK_PASS;
 
@@ -109,7 +114,7 @@ run_checks(struct session *s, enum check_stage stage)
 		if (c->stage != stage)
 			continue;
 		r = c->run(s, &reason);
-		if (r == CHECK_PASS)
+		if (r == CHECK_PASS || (fail_only && r != CHECK_FAIL))
 			continue;
 		if (reason < REASON_COUNT)
 			session_add_reason(s, reason);
@@ -119,11 +124,51 @@ run_checks(struct session *s, enum check_stage stage)
 	return worst;
 }
 
+static enum check_result
+run_checks(struct session *s, enum check_stage stage)
+{
+	return run_checks_of(s, stage, false);
+}
+
+/*
+ * pool_name - the client's forward-confirmed name proves a mail pool: it
+ * does not look dynamic and the address is in no dynamic range. Only such
+ * a name earns a domain-wide pass, and only then do its /24 (or /64) and
+ * domain siblings' pending retries count for it: one host of an ISP's
+ * access pool that retried must not wave the whole ISP through.
+ */
+static bool
+pool_name(const struct session *s)
+{
+	enum reason unused;
+
+	return s->dns.fcrdns && s->dns.domain[0] && check_dynamic_rdns.run(s, &unused) == CHECK_PASS &&
+	    check_dynamic_range.run(s, &unused) == CHECK_PASS;
+}
+
 static void
 history_client_of(const struct session *s, struct history_client *hc)
 {
 	hc->addr = s->client;
-	hc->domain = s->dns.fcrdns ? s->dns.domain : NULL;
+	hc->domain = pool_name(s) ? s->dns.domain : NULL;
+}
+
+static bool
+allowlisted(const struct session *s)
+{
+	return (s->reasons & (UINT64_C(1) << REASON_ALLOWLIST)) != 0;
+}
+
+/*
+ * behaviour_block - blocks that come from what a sender did, not from an
+ * operator or a reject-weight DNSBL. A real MTA caught by a DNS mistake
+ * (the bait at MX 10) or an odd moment must keep its mail queued: these
+ * are answered 4xx, never 5xx (Exim and Sendmail bounce at a 5xx).
+ */
+static bool
+behaviour_block(enum reason why)
+{
+	return why == REASON_BAIT_FIRST_CONTACT || why == REASON_HIT_AND_RUN || why == REASON_TRAP_RECIPIENT;
 }
 
 /* lower_tiers_healthy - in one appliance the primary's health is ours: not shedding, backend up. */
@@ -131,15 +176,6 @@ static bool
 lower_tiers_healthy(void)
 {
 	return !mxd->shedding && mxd->backend_up;
-}
-
-static bool
-trusted(const struct session *s)
-{
-	return s->verdict == VERDICT_RELAY &&
-	    (s->reasons & ((UINT64_C(1) << REASON_ALLOWLIST) | (UINT64_C(1) << REASON_PASSED) |
-	    (UINT64_C(1) << REASON_REPUTATION_GOOD) |
-	    (UINT64_C(1) << REASON_DNSWL) | (UINT64_C(1) << REASON_RETRIED)));
 }
 
 enum verdict_action
@@ -152,6 +188,10 @@ verdict_at_connect(struct session *s)
 
 	/* A blocked client is refused at every tier, the bait included: no re-offending while blocked. */
 	if (history_blocked(&hc, &why)) {
+		if (behaviour_block(why)) {
+			session_set_verdict(s, VERDICT_TEMPFAIL, why);
+			return ACTION_TEMPFAIL;
+		}
 		session_set_verdict(s, VERDICT_REJECT, why);
 		return ACTION_REJECT;
 	}
@@ -210,8 +250,13 @@ suspect_rules(struct session *s, const struct history_client *hc, bool at_greeti
 		session_set_verdict(s, VERDICT_RELAY, REASON_RETRIED);
 		return ACTION_RELAY;
 	}
-	if (s->tier == TIER_SECONDARY && lower_tiers_healthy() &&
-	    !history_primary_contact(hc, c->retry_window)) {
+	/*
+	 * With a healthy primary, a suspect at the secondary without a pending
+	 * retry of its own skipped MX 10: deferred, and nothing is remembered
+	 * that a later contact could take for a retry. Only a primary deferral
+	 * (or a secondary standing in for an unhealthy primary) creates one.
+	 */
+	if (s->tier == TIER_SECONDARY && lower_tiers_healthy()) {
 		session_set_verdict(s, VERDICT_TEMPFAIL, REASON_SKIPPED_PRIMARY);
 	} else {
 		/* The primary, or a secondary standing in for an unhealthy one. */
@@ -266,13 +311,27 @@ verdict_at_greeting(struct session *s)
 	return ACTION_CONTINUE;
 }
 
+void
+verdict_hard_failure(struct session *s, enum reason r)
+{
+	const uint64_t earned = (UINT64_C(1) << REASON_RETRIED) | (UINT64_C(1) << REASON_PASSED);
+	struct history_client hc;
+
+	session_set_verdict(s, VERDICT_REJECT, r);
+	if (s->reasons & earned) {
+		history_client_of(s, &hc);
+		history_revoke_pass(&hc);
+	}
+}
+
 enum verdict_action
 verdict_at_command(struct session *s)
 {
-	if (trusted(s))
+	/* Hard protocol checks hold for every client but the operator's own networks. */
+	if (allowlisted(s))
 		return ACTION_CONTINUE;
 	if (run_checks(s, CHECK_AT_COMMAND) == CHECK_FAIL) {
-		session_set_verdict(s, VERDICT_REJECT, REASON_COUNT);
+		verdict_hard_failure(s, REASON_COUNT);
 		return ACTION_REJECT;
 	}
 	return ACTION_CONTINUE;
@@ -283,6 +342,9 @@ verdict_at_mail(struct session *s)
 {
 	struct history_client hc;
 
+	/* Trust earned by retrying (or reputation) lifts suspicions, not the protocol checks. */
+	if (s->verdict == VERDICT_RELAY && !allowlisted(s) && run_checks_of(s, CHECK_AT_MAIL, true) == CHECK_FAIL)
+		verdict_hard_failure(s, REASON_COUNT);
 	if (s->verdict != VERDICT_NONE)
 		return action_for(s->verdict);
 	history_client_of(s, &hc);
@@ -304,7 +366,7 @@ verdict_at_rcpt(struct session *s)
 {
 	struct history_client hc;
 
-	if (s->reasons & (UINT64_C(1) << REASON_ALLOWLIST))
+	if (allowlisted(s))
 		return ACTION_CONTINUE;
 	if (run_checks(s, CHECK_AT_RCPT) != CHECK_FAIL)
 		return ACTION_CONTINUE;

@@ -70,5 +70,7 @@ enum verdict_action	verdict_at_rcpt(struct session *s);
 enum verdict_action	verdict_at_command(struct session *s);
 /* verdict_at_mail - behaviour checks once the client asks to send mail. */
 enum verdict_action	verdict_at_mail(struct session *s);
+/* verdict_hard_failure - a hard protocol rule broken (pipelining after DATA, bare LF): reject, revoke a pass. */
+void			verdict_hard_failure(struct session *s, enum reason r);
 
 #endif

@@ -216,6 +216,19 @@ class SmtpClient:
             self.buf += data
         return False
 
+    def replies_until_close(self, timeout=5.0):
+        """replies_until_close - every reply until the server closes: (replies, closed within timeout)."""
+        replies = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                replies.append(self.read_reply(timeout=max(0.05, deadline - time.monotonic())))
+            except (EOFError, ConnectionResetError):
+                return replies, True
+            except socket.timeout:
+                break
+        return replies, False
+
     def send_mail(self, mail_from, rcpts, data):
         """send_mail - one transaction; DATA bytes must be dot-stuffed and end in CRLF.
 

@@ -338,8 +338,14 @@ static const struct session_case session_cases[] = {
 	    { "NOOP\r\nHELP\r\nVRFY x\r\nFOO\r\nRSET\r\nEXPN x\r\nNOOP\r\n",
 	      { "250 2.0.0", "214 ", "252 2.5.2", "500 5.5.2", "250 2.0.0", "502 5.5.1", "250 2.0.0" } } }, false },
 	{ "pipelined MAIL, RCPT, DATA with the backend down", NULL, TIER_PRIMARY, { BANNER, EHLO,
+	    { "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n",
+	      { "451 4.4.1", "503 5.5.1", "503 5.5.1" } }, { "NOOP\r\n", { "250 2.0.0" } } }, false },
+	/* RFC 2920: DATA ends a group; what follows a refused DATA is never run. */
+	{ "bytes after a refused DATA: dropped, never run", NULL, TIER_PRIMARY, { BANNER, EHLO,
 	    { "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\nNOOP\r\n",
-	      { "451 4.4.1", "503 5.5.1", "503 5.5.1", "250 2.0.0" } } }, false },
+	      { "451 4.4.1", "503 5.5.1", "503 5.5.1", "554 5.5.0 " HOST } } }, true },
+	{ "text after a refused DATA, a moment later: dropped", NULL, TIER_PRIMARY, { BANNER, EHLO,
+	    { "DATA\r\n", { "503 5.5.1" } }, { "Subject: x\r\n", { "554 5.5.0 " HOST } } }, true },
 
 	{ "nothing runs after QUIT in a pipeline", NULL, TIER_PRIMARY, { BANNER, EHLO,
 	    { "QUIT\r\nNOOP\r\nHELP\r\n", { "221 2.0.0" } } }, true },

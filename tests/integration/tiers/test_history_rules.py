@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tierlib import BAIT_REFUSAL, BANNER, DEFER, RCPT_DEFER, blocked
+from tierlib import BAIT_REFUSAL, BANNER, BEHAVIOUR_BLOCKS, DEFER, RCPT_DEFER, blocked, held
 
 def assert_defer(v, reasons):
     assert v.greeting.raw == (DEFER + "\r\n").encode(), v.greeting
@@ -26,8 +26,13 @@ def assert_relay(v, reasons):
 
 
 def assert_blocked(v, ip, reason):
-    assert v.greeting.raw == (blocked(ip) + "\r\n").encode(), v.greeting
-    assert v.log["verdict"] == "reject"
+    """assert_blocked - refused at the greeting: 4xx for a behaviour block, 554 for an operator's or DNSBL's."""
+    if reason in BEHAVIOUR_BLOCKS:
+        assert v.greeting.raw == (held(ip) + "\r\n").encode(), v.greeting
+        assert v.log["verdict"] == "tempfail"
+    else:
+        assert v.greeting.raw == (blocked(ip) + "\r\n").encode(), v.greeting
+        assert v.log["verdict"] == "reject"
     assert reason in v.reasons, v.log
 
 
@@ -67,7 +72,7 @@ def test_trap_recipient_blocks_the_client_at_every_tier(world, net, tier, rcpts)
     assert v.reasons == ["trap-recipient"]
     assert world.backend.messages(complete=None) == []
     # from now on refused at the primary and the secondary, before anything
-    # else happens (the bait: test_blocked_client_is_refused_554_at_the_bait_too)
+    # else happens (the bait: test_blocked_client_is_refused_at_the_bait_too)
     for t in ("primary", "secondary", "primary"):
         later = world.visit(t, ip)
         assert_blocked(later, ip, "trap-recipient")
@@ -77,24 +82,30 @@ def test_trap_recipient_blocks_the_client_at_every_tier(world, net, tier, rcpts)
 
 # -- deferral, retry, pass --------------------------------------------------------
 
+# A pool of a big sender: forward-confirmed names that do not look dynamic, listed
+# by a DNSBL with a suspect weight (bl.test*1), so they are deferred at the primary.
+POOL = {"127.1.111.5": "mta5.out.bigsender.test", "127.1.111.9": "mta9.out.bigsender.test",
+        "127.1.112.5": "mta-a.out.bigsender.test", "127.2.112.7": "mta-b.out.bigsender.test",
+        "127.3.112.8": "mta-c.out.bigsender.test"}
+
 RETRY_CASES = {
-    # label: (deferred ip, retrying ip, dns setup, greeting reason, another host that the pass covers)
-    "same-address": ("127.1.110.5", "127.1.110.5", {}, "no-rdns", None),
-    "same-24": ("127.1.111.5", "127.1.111.9", {}, "no-rdns", None),
-    "same-fcrdns-domain": ("127.1.112.5", "127.2.112.7",
-                           {"127.1.112.5": "127-1-112-5.out.bigsender.test",
-                            "127.2.112.7": "127-2-112-7.out.bigsender.test",
-                            "127.3.112.8": "127-3-112-8.out.bigsender.test"},
-                           "dynamic-rdns", "127.3.112.8"),
+    # label: (deferred ip, retrying ip, greeting reason, another host that the pass covers)
+    "same-address": ("127.1.110.5", "127.1.110.5", "no-rdns", None),
+    "same-24-of-a-pool": ("127.1.111.5", "127.1.111.9", "dnsbl", "127.3.112.8"),
+    "same-pool-domain": ("127.1.112.5", "127.2.112.7", "dnsbl", "127.3.112.8"),
 }
+
+
+def start_with_pool(world, **config):
+    for ip, name in POOL.items():
+        world.dns.host(ip, name).listed("bl.test", ip)
+    world.start(dnsbl_sites="bl.test*1", **config)
 
 
 @pytest.mark.parametrize("label", list(RETRY_CASES))
 def test_primary_deferral_retried_at_secondary_then_passed_everywhere(world, label):
-    first, retry, names, reason, sibling = RETRY_CASES[label]
-    for ip, name in names.items():
-        world.dns.host(ip, name)
-    world.start()
+    first, retry, reason, sibling = RETRY_CASES[label]
+    start_with_pool(world)
     assert_defer(world.visit("primary", first), [reason])
     assert world.backend.mail_connections() == []
 
@@ -113,11 +124,20 @@ def test_primary_deferral_retried_at_secondary_then_passed_everywhere(world, lab
     assert "bait-first-contact" not in b.reasons
     assert_relay(world.visit("primary", retry), ["passed"])
     if sibling:
-        # the pass covers the forward-confirmed domain: another host of the pool
+        # the pass covers the pool's domain (its names prove a mail pool): another host of it
         assert_relay(world.visit("primary", sibling), ["passed"])
-    if label == "same-24":
-        # ... but not the whole /24: a neighbour is deferred on its own
+    if label == "same-24-of-a-pool":
+        # ... but not the whole /24: a neighbour without a name is deferred on its own
         assert_defer(world.visit("primary", "127.1.111.77"), ["no-rdns"])
+
+
+def test_neighbour_without_a_pool_name_gets_no_credit_for_a_deferral(world):
+    """A /24 neighbour's pending retry counts only for names that prove a mail pool."""
+    world.start()
+    assert_defer(world.visit("primary", "127.1.113.5"), ["no-rdns"])
+    assert_defer(world.visit("secondary", "127.1.113.9"), ["no-rdns", "skipped-primary"])
+    # the deferred host's own retry is still there for it
+    assert_relay(world.visit("secondary", "127.1.113.5"), ["no-rdns", "retried"])
 
 
 def test_skipped_primary_then_retry_at_primary_after_min_delay(world):
@@ -210,9 +230,10 @@ def test_bait_first_contact_blocks_at_lower_tiers_until_block_ttl(world):
 
 
 @pytest.mark.parametrize("why", ["bait-first-contact", "trap-recipient"])
-def test_blocked_client_is_refused_554_at_the_bait_too(world, why):
-    """engine.md: a block applies "at every tier (554 5.7.1)" (and a blocked
-    client in the kernel set never reaches any tier); the bait is one of them."""
+def test_blocked_client_is_refused_at_the_bait_too(world, why):
+    """engine.md: a block applies at every tier (a behaviour block with 421 4.7.1,
+    so a real MTA keeps its mail queued; a blocked client in the kernel set never
+    reaches any tier); the bait is one of them."""
     ip = "127.1.%d.5" % (131 if why == "bait-first-contact" else 133)
     world.dns.host(ip, "mail.sender%s.test" % ip.split(".")[2])
     world.start(block_ttl="10s", trap_recipients="trap@dest.test")
@@ -308,12 +329,10 @@ def test_deferral_answered_by_a_sibling_is_not_hit_and_run(world, answered_by):
     answered the deferral (relayed, reason retried), the deferral did not
     expire unanswered, so it must not count as a hit-and-run."""
     if answered_by == "same-24":
-        first, sibling = "127.1.155.5", "127.1.155.9"
+        first, sibling = "127.1.111.5", "127.1.111.9"
     else:
-        first, sibling = "127.1.156.5", "127.2.156.7"
-        world.dns.host(first, "127-1-156-5.out.bigsender.test")
-        world.dns.host(sibling, "127-2-156-7.out.bigsender.test")
-    world.start(retry_window="1s", retry_min_delay="500ms", hit_and_run_limit=1, block_ttl="1h")
+        first, sibling = "127.1.112.5", "127.2.112.7"
+    start_with_pool(world, retry_window="1s", retry_min_delay="500ms", hit_and_run_limit=1, block_ttl="1h")
     t0 = time.monotonic()
     first_visit = world.visit("primary", first)
     assert first_visit.greeting.raw == (DEFER + "\r\n").encode()

@@ -22,6 +22,14 @@ def blocked(ip):
     return "554 5.7.1 %s Service unavailable; client [%s] blocked" % (HOSTNAME, ip)
 
 
+def held(ip):
+    """held - a behaviour block (bait-first-contact, hit-and-run, trap-recipient): 4xx, never a bounce."""
+    return "421 4.7.1 %s Client [%s] temporarily blocked, try again later" % (HOSTNAME, ip)
+
+
+BEHAVIOUR_BLOCKS = ("bait-first-contact", "hit-and-run", "trap-recipient")
+
+
 def listed(ip):
     return "554 5.7.1 %s Service unavailable; client [%s] listed by DNSBL" % (HOSTNAME, ip)
 
