@@ -71,6 +71,7 @@ static const struct config_key config_keys[] = {
 	{ "data_timeout",		CT_DURATION, OFF(data_timeout), "3m", 1 * SEC, HOUR, NULL },
 	{ "session_timeout",		CT_DURATION, OFF(session_timeout), "1h", 10 * SEC, DAY, NULL },
 	{ "min_data_rate",		CT_INT, OFF(min_data_rate), "128", 0, 1000000000, NULL },
+	{ "min_data_rate_grace",	CT_DURATION, OFF(min_data_rate_grace), "30s", 1 * SEC, HOUR, NULL },
 	{ "backend_connect_timeout",	CT_DURATION, OFF(backend_connect_timeout), "30s", 1 * SEC, 10 * MIN, NULL },
 	{ "backend_timeout",		CT_DURATION, OFF(backend_timeout), "5m", 1 * SEC, HOUR, NULL },
 	{ "backend_data_timeout",	CT_DURATION, OFF(backend_data_timeout), "10m", 1 * SEC, HOUR, NULL },
@@ -646,6 +647,23 @@ config_finish(struct config *c, const char *name, const unsigned *key_line, char
 				    netaddr_format(&c->tier_ips[t].items[i], a, sizeof(a)), tier_role_name(other));
 				return -1;
 			}
+		}
+	}
+	/* A backend at one of our own tier listeners is a relay loop: every session would come back to us. */
+	for (int t = 0; t < TIER_COUNT; t++) {
+		for (size_t i = 0; i < c->tier_ips[t].count; i++) {
+			struct netaddr tier_addr = c->tier_ips[t].items[i], backend = c->backend_addr;
+			const struct config_key *k = config_key_find("backend");
+			char a[NETADDR_STRLEN];
+
+			netaddr_normalize(&tier_addr);
+			netaddr_normalize(&backend);
+			if (c->backend_port != c->listen_port || !netaddr_equal(&tier_addr, &backend))
+				continue;
+			snprintf(err, errlen, "%s:%u: backend: %s port %u is mxtierd's own %s tier listener (a relay loop)",
+			    name, k ? key_line[k - config_keys] : 0, netaddr_format(&backend, a, sizeof(a)),
+			    (unsigned)c->backend_port, tier_role_name(t));
+			return -1;
 		}
 	}
 	if (c->dnsbl_reject_score < c->dnsbl_suspect_score) {

@@ -87,6 +87,7 @@ struct config {
 	int64_t		data_timeout;
 	int64_t		session_timeout;
 	int64_t		min_data_rate;		/* bytes per second */
+	int64_t		min_data_rate_grace;	/* ms of DATA before min_data_rate is enforced */
 	int64_t		backend_connect_timeout;
 	int64_t		backend_timeout;
 	int64_t		backend_data_timeout;

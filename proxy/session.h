@@ -86,7 +86,6 @@ struct session_observations {
 #define SESSION_INPUT_HIGH	(64 * 1024)	/* stop reading the socket above this */
 #define SESSION_OUTPUT_HIGH	(64 * 1024)	/* stop executing commands while the client does not read */
 #define SESSION_CLOSE_LINGER_MS	5000		/* longest wait for a last reply to drain */
-#define DATA_RATE_GRACE_MS	30000
 #define DNS_GRACE_MS		500		/* beyond dns_timeout before the verdict stops waiting */
 
 struct session {
@@ -136,6 +135,7 @@ struct session {
 	enum command_id		 pending_command;	/* sent to the backend, awaiting its reply */
 	struct data_reader	 data;
 	bool			 data_failed;	/* the backend leg broke during DATA */
+	size_t			 data_unread;	/* message bytes left in the input at the last look (a partial line) */
 	char			 backend_reply[256];	/* last final reply from the backend, for the log */
 	bool			 tls;		/* the client leg is TLS (handshake done) */
 	bool			 tls_handshaking;	/* the TLS bufferevent is in place, handshake running */

@@ -15,6 +15,7 @@ session_data_begin(struct session *s)
 {
 	data_reader_init(&s->data, (uint64_t)s->config->message_size_limit);
 	s->data_failed = false;
+	s->data_unread = 0;
 	s->data_started_ms = now_ms();
 	session_enter_state(s, SESSION_DATA);
 	session_arm_timer(s, s->config->data_timeout);
@@ -30,15 +31,20 @@ abort_backend_transaction(struct session *s)
 	}
 }
 
-/* data_rate_too_low - a client trickling data must not hold a slot for the whole data timeout. */
+/*
+ * data_rate_too_low - a client trickling data must not hold a slot for the
+ * whole data timeout. Counted on every byte received, whole lines or not:
+ * a drip inside one long line is as slow as one across many.
+ */
 static bool
 data_rate_too_low(const struct session *s, int64_t now)
 {
 	int64_t elapsed = now - s->data_started_ms;
+	uint64_t received = s->data.bytes + s->data_unread;
 
-	if (s->config->min_data_rate == 0 || elapsed < DATA_RATE_GRACE_MS)
+	if (s->config->min_data_rate == 0 || elapsed < s->config->min_data_rate_grace)
 		return false;
-	return (int64_t)(s->data.bytes * 1000 / (uint64_t)elapsed) < s->config->min_data_rate;
+	return (int64_t)(received * 1000 / (uint64_t)elapsed) < s->config->min_data_rate;
 }
 
 static void
@@ -77,6 +83,9 @@ session_data_input(struct session *s)
 	const char *buf;
 	int64_t now;
 
+	/* data_timeout is the longest silence: any new byte, even inside a line, is a sign of life. */
+	bool arrived = len > s->data_unread;
+
 	if (len == 0)
 		return;
 	buf = (const char *)evbuffer_pullup(in, (ssize_t)len);
@@ -96,6 +105,9 @@ session_data_input(struct session *s)
 			relay_data_move(s->relay, in, consumed);
 		else
 			evbuffer_drain(in, consumed);
+	}
+	s->data_unread = st == DATA_END ? 0 : len - consumed;
+	if (arrived || consumed > 0) {
 		now = now_ms();
 		if (st != DATA_END && data_rate_too_low(s, now)) {
 			abort_backend_transaction(s);

@@ -13,7 +13,7 @@ from harness import (BAIT, BASE_CONFIG, HOSTNAME, MXTIERD, PRIMARY, SECONDARY,
 DOCUMENTED_KEYS = [
     "primary_ips", "secondary_ips", "bait_ips", "listen_port", "backend", "backend_client_info",
     "hostname", "allow_networks", "block_networks", "greet_wait", "command_timeout", "data_timeout",
-    "session_timeout", "min_data_rate", "backend_connect_timeout", "backend_timeout",
+    "session_timeout", "min_data_rate", "min_data_rate_grace", "backend_connect_timeout", "backend_timeout",
     "backend_data_timeout", "backend_probe_interval", "max_sessions", "max_sessions_per_client",
     "max_recipients", "max_errors", "message_size_limit", "shutdown_grace",
 ]
@@ -71,6 +71,23 @@ def test_check_mode_names_file_line_and_key(workdir, bad_line, key):
     out = run("-c", path, "-t")
     assert out.returncode == 1, (out.returncode, out.stdout, out.stderr)
     assert "%s:5: %s:" % (path, key) in out.stdout + out.stderr, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("tier_addr", [PRIMARY, SECONDARY, BAIT])
+def test_check_mode_refuses_a_backend_that_is_a_tier_listener(workdir, tier_addr):
+    """backend = one of our own tier addresses on listen_port: a relay loop."""
+    path = os.path.join(workdir, "loop.conf")
+    lines = [l for l in base_lines(port=2525) if not l.startswith("backend =")]
+    lines.insert(3, "backend = %s:2525" % tier_addr)
+    write_config(path, lines)
+    out = run("-c", path, "-t")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "%s:4: backend:" % path in out.stdout + out.stderr, out.stdout + out.stderr
+    assert "relay loop" in out.stdout + out.stderr
+    # the same address on another port is another service: accepted
+    lines[3] = "backend = %s:10025" % tier_addr
+    write_config(path, lines)
+    assert run("-c", path, "-t").returncode == 0
 
 
 def test_check_mode_accepts_a_good_config(workdir):

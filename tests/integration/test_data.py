@@ -138,6 +138,50 @@ def test_data_timeout(start_daemon, backend, connect, sent):
     assert backend.messages() == []
 
 
+def open_data(connect, d):
+    c = connect(d)
+    c.greeting()
+    c.ehlo()
+    assert c.cmd("MAIL FROM:<a@example.org>").code == 250
+    assert c.cmd("RCPT TO:<b@example.org>").code == 250
+    assert c.cmd("DATA").code == 354
+    return c
+
+
+def test_data_timeout_is_the_longest_silence_even_inside_a_line(start_daemon, backend, connect):
+    """A byte every 0.4 s inside one line is never 1 s of silence: the message goes through."""
+    d = start_daemon(backend, data_timeout="1s", min_data_rate="0")
+    c = open_data(connect, d)
+    c.send(b"Subject: drip\r\n\r\n")
+    for _ in range(8):
+        time.sleep(0.4)
+        c.send(b"x")
+    c.send(b"\r\n.\r\n")
+    assert c.read_reply().code == 250
+    assert [m for _, _, m in backend.messages()] == [b"Subject: drip\r\n\r\nxxxxxxxx\r\n"]
+
+
+def test_min_data_rate_catches_a_drip_inside_one_long_line(start_daemon, backend, connect):
+    d = start_daemon(backend, data_timeout="5s", min_data_rate="100", min_data_rate_grace="1s")
+    c = open_data(connect, d)
+    t0 = time.monotonic()
+    r = None
+    while time.monotonic() - t0 < 6:
+        try:
+            c.send(b"y")
+        except (BrokenPipeError, ConnectionResetError):
+            break
+        try:
+            c.sock.settimeout(0.25)
+            r = c.read_reply(timeout=0.25)
+            break
+        except OSError:
+            pass
+    assert r is not None and r.raw == ("421 4.4.2 %s Data rate too low, closing connection\r\n" % HOSTNAME).encode(), r
+    assert 0.9 <= time.monotonic() - t0 <= 3.0
+    assert backend.messages() == []
+
+
 SPLIT_BODY = b"Subject: split\r\n\r\nline one\r\n..stuffed\r\nlast"
 SPLIT_DATA = SPLIT_BODY + b"\r\n.\r\n"
 

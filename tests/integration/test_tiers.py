@@ -152,6 +152,22 @@ def test_per_client_session_limit(start_daemon, backend, connect):
     assert connect(d, source="127.0.0.51").greeting().code == 220
 
 
+def test_allow_networks_are_exempt_from_the_per_client_limit(start_daemon, backend, connect):
+    """A site's own relays (allow_networks) open many parallel sessions, as
+    Postfix exempts mynetworks; max_sessions still bounds them."""
+    d = start_daemon(backend, max_sessions_per_client=2, max_sessions=5, allow_networks="127.0.0.52/32")
+    time.sleep(0.3)           # let the start-up probe connections end
+    held = [connect(d, source="127.0.0.52") for _ in range(5)]
+    assert [c.greeting().code for c in held] == [220] * 5
+    assert held[4].ehlo().code == 250
+    replies = held[4].send_mail("a@example.org", ["b@example.org"], b"Subject: x\r\n\r\nx\r\n")
+    assert replies[-1].code == 250
+    # the global bound still holds for them
+    over = connect(d, source="127.0.0.52")
+    assert over.greeting().code == 421
+    assert "too-many-sessions" in d.session_for(over)["reason_list"]
+
+
 def test_global_session_limit(start_daemon, backend, connect):
     d = start_daemon(backend, max_sessions=3)
     time.sleep(0.3)           # let the start-up probe connections end
