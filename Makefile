@@ -134,6 +134,7 @@ demo: deps
 bench: all
 	./tests/bench/run-bench
 	-./tests/bench/nftset-bench
+	./tests/bench/behaviour-sim
 
 clean:
 	rm -rf build build-san build-fuzz
