@@ -1,22 +1,16 @@
 """The command line (-t, -n) and signals (SIGHUP reload, SIGTERM/SIGINT)."""
 
 import os
+import re
 import signal
+import socket
 import subprocess
 import time
 
 import pytest
 
-from harness import (BAIT, BASE_CONFIG, HOSTNAME, MXTIERD, PRIMARY, SECONDARY,
+from harness import (BAIT, BASE_CONFIG, HOSTNAME, MXTIERD, PRIMARY, SECONDARY, TOP,
                      port_accepts, wait_until)
-
-DOCUMENTED_KEYS = [
-    "primary_ips", "secondary_ips", "bait_ips", "listen_port", "backend", "backend_client_info",
-    "hostname", "allow_networks", "block_networks", "greet_wait", "command_timeout", "data_timeout",
-    "session_timeout", "min_data_rate", "min_data_rate_grace", "backend_connect_timeout", "backend_timeout",
-    "backend_data_timeout", "backend_probe_interval", "max_sessions", "max_sessions_per_client",
-    "max_recipients", "max_errors", "message_size_limit", "shutdown_grace",
-]
 
 MESSAGE = b"Subject: signals\r\n\r\nbody\r\n"
 
@@ -111,8 +105,6 @@ def test_print_mode_shows_every_effective_value(workdir):
         key, sep, value = line.partition(" = ")
         if sep:
             values[key.strip()] = value.strip()
-    missing = [k for k in DOCUMENTED_KEYS if k not in values]
-    assert not missing, "keys missing from -n: %s\n%s" % (missing, out.stdout)
     assert values["listen_port"] == "2626"
     assert values["backend"] == "127.0.0.1:10025"
     assert values["backend_client_info"] == "proxy_v2"
@@ -121,6 +113,156 @@ def test_print_mode_shows_every_effective_value(workdir):
     assert values["max_recipients"] == "100"            # default
     assert values["max_sessions"] == "1000"             # default
     assert PRIMARY in values["primary_ips"] and BAIT in values["bait_ips"]
+
+
+# -- the key table in proxy/config.c, mxtierd -n and docs/engine.md agree -------
+
+CONFIG_KEY_ROW = re.compile(r'^\s*\{\s*"(\w+)",\s*(CT_\w+),\s*OFF\([^)]*\),\s*"([^"]*)",\s*([^,]+),\s*([^,]+),', re.M)
+# the unit macros the table's bounds are written with (proxy/config.c), in ms and bytes
+BOUND_UNITS = {"SEC": 1000, "MIN": 60000, "HOUR": 3600000, "DAY": 86400000,
+               "KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30}
+NUMERIC_TYPES = ("CT_INT", "CT_DURATION", "CT_SIZE", "CT_DECIMAL")
+DOC_TABLE_HEADER = "| key | type | default | bounds / values |"
+# The two defaults that are derived at load time, not written in the table:
+# key -> (the table's default, the documented default, the effective value from the -n values)
+DERIVED_DEFAULTS = {
+    "hostname": ("", "the system host name", lambda n: system_host_name()),
+    "appliance_name": ("", "hostname", lambda n: n["hostname"]),
+}
+
+
+def system_host_name():
+    """system_host_name - what config_finish takes for hostname: gethostname(), or localhost if not a DNS name."""
+    name = socket.gethostname()
+    if len(name) <= 255 and re.fullmatch(r"[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63})*\.?", name):
+        return name
+    return "localhost"
+
+
+def table_bound(text):
+    """table_bound - "10 * MIN", "HOUR", "100" as a number (ms for durations, bytes for sizes)."""
+    n = 1
+    for factor in text.split("*"):
+        factor = factor.strip()
+        n *= BOUND_UNITS[factor] if factor in BOUND_UNITS else int(factor)
+    return n
+
+
+def code_config_keys():
+    """code_config_keys - [(key, CT_type, default text, min, max)] from config_keys[] in proxy/config.c."""
+    with open(os.path.join(TOP, "proxy", "config.c")) as f:
+        text = f.read()
+    start = text.index("config_keys[] = {")
+    table = text[start:text.index("\n};", start)]
+    rows = CONFIG_KEY_ROW.findall(table)
+    # every entry of the table is a row the pattern understood
+    assert len(rows) == table.count("CT_"), "config_keys[] rows not all parsed:\n%s" % table
+    return [(k, t, d, table_bound(lo), table_bound(hi)) for k, t, d, lo, hi in rows]
+
+
+def documented_keys():
+    """documented_keys - {key: (default text, bounds text)} from every key table in docs/engine.md."""
+    docs = {}
+    with open(os.path.join(TOP, "docs", "engine.md")) as f:
+        lines = f.read().splitlines()
+    tables = 0
+    for i, line in enumerate(lines):
+        if line.strip() != DOC_TABLE_HEADER:
+            continue
+        tables += 1
+        for row in lines[i + 2:]:
+            if not row.startswith("|"):
+                break
+            cells = [c.strip() for c in row.strip().strip("|").split("|")]
+            keys = [k.strip().strip("`") for k in cells[0].split(" / ")]
+            defaults = [d.strip() for d in cells[2].split(" / ")] if len(keys) > 1 else [cells[2]]
+            assert len(defaults) == len(keys), "docs row %r: one default per key" % row
+            for key, default in zip(keys, defaults):
+                assert key not in docs, "docs/engine.md documents %s twice" % key
+                docs[key] = (default, cells[3] if len(keys) == 1 else "")
+    assert tables >= 4, "docs/engine.md: the key tables were not found"
+    return docs
+
+
+def printed_values(path):
+    """printed_values - (keys in order, {key: value}) of mxtierd -c path -n."""
+    out = subprocess.run([MXTIERD, "-c", path, "-n"], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0, out.stdout + out.stderr
+    keys, values = [], {}
+    for line in out.stdout.splitlines():
+        key, sep, value = line.partition(" = ")
+        assert sep, "-n line without ' = ': %r" % line
+        keys.append(key)
+        values[key] = value
+    assert len(keys) == len(values), "-n prints a key twice: %s" % keys
+    return keys, values
+
+
+def documented_value(text):
+    """documented_value - the value the docs' default column means: "(empty...)"/"(none)" = "", "0 (off)" = "0"."""
+    if text.startswith("(empty") or text == "(none)":
+        return ""
+    return re.sub(r" \(off\)$", "", text).strip("`")
+
+
+def comparable(ctype, text):
+    """comparable - a value as config.c stores it: "0" and "0s", "6" and "6s", "0" and "0.00" compare equal."""
+    text = text.strip()
+    if ctype == "CT_DURATION":
+        m = re.fullmatch(r"(\d+)(ms|s|m|h|d)?", text)
+        assert m, "not a duration: %r" % text
+        return int(m.group(1)) * {"ms": 1, None: 1000, "s": 1000, "m": 60000, "h": 3600000,
+                                  "d": 86400000}[m.group(2)]
+    if ctype == "CT_SIZE":
+        m = re.fullmatch(r"(\d+)([kmg])?", text)
+        assert m, "not a size: %r" % text
+        return int(m.group(1)) * {None: 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[m.group(2)]
+    if ctype == "CT_INT":
+        return int(text)
+    if ctype == "CT_DECIMAL":
+        return round(float(text) * 100)         # hundredths, as config.c stores it (and its bounds)
+    return text
+
+
+def test_config_keys_code_print_and_docs_agree(workdir):
+    """Every key of config_keys[] is printed by -n and documented with its default, and no other key is."""
+    code = code_config_keys()
+    code_keys = [row[0] for row in code]
+    assert len(code) >= 60 and len(set(code_keys)) == len(code_keys), code_keys
+
+    # Nothing but the one required tier address is set: each key's value is its default.
+    # primary_ips' own default comes from a second run that sets secondary_ips instead.
+    path = os.path.join(workdir, "defaults.conf")
+    write_config(path, ["primary_ips = %s" % PRIMARY])
+    printed_keys, printed = printed_values(path)
+    write_config(path, ["secondary_ips = %s" % SECONDARY])
+    printed["primary_ips"] = printed_values(path)[1]["primary_ips"]
+    assert printed_keys == code_keys, "-n and config_keys[] differ: only in -n %s, only in the table %s" % (
+        sorted(set(printed_keys) - set(code_keys)), sorted(set(code_keys) - set(printed_keys)))
+
+    docs = documented_keys()
+    assert sorted(set(code_keys) - set(docs)) == [], "keys in config_keys[] missing from docs/engine.md"
+    assert sorted(set(docs) - set(code_keys)) == [], "keys in docs/engine.md that config_keys[] does not have"
+
+    wrong = []
+    for key, ctype, default, low, high in code:
+        doc_default, doc_bounds = docs[key]
+        if doc_default == "":
+            wrong.append("%s: no default in docs/engine.md" % key)
+        elif key in DERIVED_DEFAULTS:
+            table_default, doc_text, effective = DERIVED_DEFAULTS[key]
+            if (default, doc_default, printed[key]) != (table_default, doc_text, effective(printed)):
+                wrong.append("%s: table %r, docs %r, -n %r" % (key, default, doc_default, printed[key]))
+        elif len({comparable(ctype, default), comparable(ctype, printed[key]),
+                  comparable(ctype, documented_value(doc_default))}) != 1:
+            wrong.append("%s: table %r, docs %r, -n %r" % (key, default, doc_default, printed[key]))
+        # bounds the docs state as "LOW..HIGH" are the table's
+        m = re.match(r"(\w+)\.\.(\w+)(?:[:\s]|$)", doc_bounds)
+        if m and ctype in NUMERIC_TYPES:
+            doc_range = (comparable(ctype, m.group(1)), comparable(ctype, m.group(2)))
+            if doc_range != (low, high):
+                wrong.append("%s: docs bounds %s..%s, table %d..%d" % (key, m.group(1), m.group(2), low, high))
+    assert not wrong, "config_keys[], -n and docs/engine.md disagree:\n" + "\n".join(wrong)
 
 
 def open_transaction(connect, d, host):

@@ -2,6 +2,7 @@
 
 import smtplib
 import subprocess
+import time
 
 import pytest
 
@@ -175,32 +176,55 @@ def test_smtplib_clients_from_different_addresses(start_daemon, backend, source,
     assert log["tier"] == ("primary" if host == PRIMARY else "secondary")
 
 
-def test_session_log_line_fields(start_daemon, backend, connect):
-    # allow-listed, so that the odd HELO is relayed rather than judged
+# What the backend says at the end of DATA is logged (backend="...") and may
+# hold any byte but CR, LF and NUL: control characters, an ANSI escape,
+# latin-1, DEL, a quote and a backslash.  A quoted local part (MAIL FROM, RCPT
+# TO) and a HELO may hold a quote and a backslash.  log_escape writes each of
+# these as \xHH, so the line stays one printable line and no quoted field can
+# be closed early.
+HOSTILE_DOT_REPLY = '250 2.0.0 Ok: queued as Q\x01\x1b[31m\xe9\x7f "q" \\ end'
+HOSTILE_DOT_REPLY_LOGGED = r'250 2.0.0 Ok: queued as Q\x01\x1b[31m\xe9\x7f \x22q\x22 \x5c end'
+
+
+def test_session_log_line_fields(start_daemon, start_backend, connect):
+    backend = start_backend("--reply", "DOT:" + HOSTILE_DOT_REPLY)
+    # allow-listed, so that the session is relayed rather than judged
     mxtierd = start_daemon(backend, allow_networks="127.0.0.2/32")
+    started = time.monotonic()
     c = connect(mxtierd)
     c.greeting()
-    hostile = 'client\x01.example"q'
-    if c.ehlo(hostile).code != 250:        # refusing such a HELO is fine too
-        hostile = None
-        assert c.ehlo("client.example").code == 250
-    replies = c.send_mail("a@example.org", ["b@example.org", "c@example.org"], message())
-    assert replies[-1].code == 250
+    assert c.ehlo('client.example"q\\').code == 250
+    mail_from = r'"a\"b\\c"@example.org'          # the quoted local part  "a\"b\\c"
+    first_rcpt = r'"x\\y"@example.net'
+    replies = c.send_mail(mail_from, [first_rcpt, "c@example.org"], message())
+    assert [r.code for r in replies] == [250, 250, 250, 354, 250]
+    # the client gets the backend's reply as it was (the proxy only logs it escaped)
+    assert replies[-1].raw == HOSTILE_DOT_REPLY.encode("latin-1") + b"\r\n"
+    time.sleep(0.3)
     c.cmd("QUIT")
     log = mxtierd.session_for(c)
-    [line] = [l for l in mxtierd.stderr().splitlines()
-              if "session id=" in l and "client=%s:%d " % c.local[:2] in l]
-    assert "\x01" not in line, "raw control character in the log line"
-    if hostile:
-        assert log["helo"] in ('client\\x01.example"q', 'client\\x01.example\\x22q'), log["helo"]
-    else:
-        assert log["helo"] == "client.example"
+    elapsed = time.monotonic() - started
+
+    with open(mxtierd.stderr_path, "rb") as f:
+        [line] = [l for l in f.read().split(b"\n")
+                  if b"session id=" in l and b"client=%s:%d " % (c.local[0].encode(), c.local[1]) in l]
+    assert all(0x20 <= b < 0x7f for b in line), "raw control or non-ASCII byte in the log line: %r" % line
+    assert b' backend="' + HOSTILE_DOT_REPLY_LOGGED.encode() + b'"' in line, line
+    assert b' helo="client.example\\x22q\\x5c" ' in line, line
+    assert b' from=<\\x22a\\x5c\\x22b\\x5c\\x5cc\\x22@example.org> ' in line, line
+    assert b' first_rcpt=<\\x22x\\x5c\\x5cy\\x22@example.net> ' in line, line
+
+    # the same fields as the harness parses them (the backend field is the last one on the line)
+    assert log["backend"] == HOSTILE_DOT_REPLY_LOGGED
+    assert log["helo"] == "client.example\\x22q\\x5c"
+    assert log["from"] == "<\\x22a\\x5c\\x22b\\x5c\\x5cc\\x22@example.org>"
+    assert log["first_rcpt"] == "<\\x22x\\x5c\\x5cy\\x22@example.net>"
     assert log["tier"] == "primary"
-    assert log["from"] == "<a@example.org>"
+    assert log["rcpts"] == "2"
     assert log["messages"] == "1"
     assert log["verdict"] == "relay" and log["reason_list"] == ["allowlist"]
     assert int(log["bytes"]) >= len(message())
-    assert float(log["duration"]) >= 0
-    assert log["backend"] == replies[-1].last
+    # the session lasted at least the 0.3 s it waited, and no longer than this test watched it
+    assert 0.3 <= float(log["duration"]) <= elapsed + 0.01, (log["duration"], elapsed)
     assert log["id"]
     assert log["client"] == "127.0.0.2:%d" % c.local_port

@@ -525,37 +525,6 @@ test_config_roundtrip(void **state)
 	EXPECT_ALL_PASSED();
 }
 
-/* The -n output prints every key once as "key = value". */
-static void
-test_config_print_every_key(void **state)
-{
-	static const char *const keys[] = {
-		"primary_ips", "secondary_ips", "bait_ips", "listen_port", "backend", "backend_client_info",
-		"hostname", "allow_networks", "block_networks", "greet_wait", "command_timeout", "data_timeout",
-		"session_timeout", "min_data_rate", "backend_connect_timeout", "backend_timeout",
-		"backend_data_timeout", "backend_probe_interval", "max_sessions", "max_sessions_per_client",
-		"max_recipients", "max_errors", "message_size_limit", "shutdown_grace",
-	};
-	char err[1024], needle[64];
-	struct config *c = load(TIER_LINE, err, sizeof(err));
-	char *text;
-
-	assert_non_null(c);
-	text = print_to_string(c);
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		snprintf(needle, sizeof(needle), "\n%s = ", keys[i]);
-		EXPECT(keys[i], strncmp(text, needle + 1, strlen(needle + 1)) == 0 || strstr(text, needle) != NULL,
-		    "key not printed");
-	}
-	EXPECT("greet_wait printed as 6s", strstr(text, "\ngreet_wait = 6s\n") != NULL, "not in the -n output");
-	EXPECT("message_size_limit printed as 25m", strstr(text, "\nmessage_size_limit = 25m\n") != NULL,
-	    "not in the -n output");
-	EXPECT("backend printed", strstr(text, "\nbackend = 127.0.0.1:10025\n") != NULL, "not in the -n output");
-	free(text);
-	config_unref(c);
-	EXPECT_ALL_PASSED();
-}
-
 /* config_ref / config_unref keep a config alive for a session across a reload. */
 static void
 test_config_refcount(void **state)
@@ -584,7 +553,6 @@ main(void)
 		cmocka_unit_test(test_config_parse_duration),
 		cmocka_unit_test(test_config_parse_size),
 		cmocka_unit_test(test_config_roundtrip),
-		cmocka_unit_test(test_config_print_every_key),
 		cmocka_unit_test(test_config_refcount),
 	};
 
