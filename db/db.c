@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "daemon.h"
+#include "db_rows.h"
 #include "history.h"
 #include "log.h"
 #include "priv.h"
@@ -415,11 +416,11 @@ db_record_session(const struct session *s)
 	char id[64], started[48], ended[48], client[NETADDR_STRLEN], prefix[NETADDR_STRLEN + 8], rcpts[16];
 	char messages[16], reasons[1024] = "{", score[16], bytes[24], duration[16];
 	char rdns[1100], helo[1100], from[1100], rcpt[1100], reply[1100], domain[1100];
-	static char msg[PRIV_DB_SESSION_VALUES * (PRIV_DB_VALUE_MAX + 2)];
+	static char msg[DB_ROW_SESSION_WIRE_VALUES * (PRIV_DB_VALUE_MAX + 2)];
 	struct netaddr p = s->client;
 	int64_t now = now_ms();
 	size_t used = 1;
-	const char *values[PRIV_DB_SESSION_VALUES];
+	const char *v[DB_SESSION_FIELD_COUNT] = { NULL };
 	int len;
 
 	if (!db.enabled)
@@ -442,28 +443,28 @@ db_record_session(const struct session *s)
 	snprintf(bytes, sizeof(bytes), "%llu", (unsigned long long)s->bytes);
 	snprintf(duration, sizeof(duration), "%lld", (long long)(now - s->started_ms));
 
-	/* mxtier_record_session's parameters in order, without $2 (the appliance: the privileged side's). */
-	values[0] = id;
-	values[1] = started;
-	values[2] = ended;
-	values[3] = tier_role_name(s->tier);
-	values[4] = client;
-	values[5] = prefix;
-	values[6] = s->dns.ptr_name[0] ? utf8_clean(rdns, sizeof(rdns), s->dns.ptr_name) : NULL;
-	values[7] = s->dns.fcrdns ? "true" : "false";
-	values[8] = s->helo[0] ? utf8_clean(helo, sizeof(helo), s->helo) : NULL;
-	values[9] = s->log_from[0] ? utf8_clean(from, sizeof(from), s->log_from) : NULL;
-	values[10] = rcpts;
-	values[11] = s->first_rcpt[0] ? utf8_clean(rcpt, sizeof(rcpt), s->first_rcpt) : NULL;
-	values[12] = messages;
-	values[13] = verdict_name(s->verdict);
-	values[14] = reasons;
-	values[15] = score;
-	values[16] = bytes;
-	values[17] = duration;
-	values[18] = s->backend_reply[0] ? utf8_clean(reply, sizeof(reply), s->backend_reply) : NULL;
-	values[19] = s->dns.fcrdns ? utf8_clean(domain, sizeof(domain), s->dns.domain) : NULL;
-	len = priv_strings_encode(msg, sizeof(msg), PRIV_DB_SESSION_VALUES, values);
+	/* The appliance (DB_SESSION_APPLIANCE) is the privileged side's to fill. */
+	v[DB_SESSION_ID] = id;
+	v[DB_SESSION_STARTED] = started;
+	v[DB_SESSION_ENDED] = ended;
+	v[DB_SESSION_TIER] = tier_role_name(s->tier);
+	v[DB_SESSION_CLIENT] = client;
+	v[DB_SESSION_PREFIX] = prefix;
+	v[DB_SESSION_RDNS] = s->dns.ptr_name[0] ? utf8_clean(rdns, sizeof(rdns), s->dns.ptr_name) : NULL;
+	v[DB_SESSION_FCRDNS] = s->dns.fcrdns ? "true" : "false";
+	v[DB_SESSION_HELO] = s->helo[0] ? utf8_clean(helo, sizeof(helo), s->helo) : NULL;
+	v[DB_SESSION_MAIL_FROM] = s->log_from[0] ? utf8_clean(from, sizeof(from), s->log_from) : NULL;
+	v[DB_SESSION_RCPT_COUNT] = rcpts;
+	v[DB_SESSION_FIRST_RCPT] = s->first_rcpt[0] ? utf8_clean(rcpt, sizeof(rcpt), s->first_rcpt) : NULL;
+	v[DB_SESSION_MESSAGES] = messages;
+	v[DB_SESSION_VERDICT] = verdict_name(s->verdict);
+	v[DB_SESSION_REASONS] = reasons;
+	v[DB_SESSION_DNSBL_SCORE] = score;
+	v[DB_SESSION_BYTES] = bytes;
+	v[DB_SESSION_DURATION_MS] = duration;
+	v[DB_SESSION_BACKEND_REPLY] = s->backend_reply[0] ? utf8_clean(reply, sizeof(reply), s->backend_reply) : NULL;
+	v[DB_SESSION_RDNS_DOMAIN] = s->dns.fcrdns ? utf8_clean(domain, sizeof(domain), s->dns.domain) : NULL;
+	len = db_row_encode(DB_ROW_SESSION, v, msg, sizeof(msg));
 	if (len == -1 || priv_to_privileged(PRIV_MSG_DB_SESSION, msg, (size_t)len) == -1) {
 		db.dropped++;
 		db.sessions_dropped++;
@@ -475,8 +476,8 @@ static void
 db_news(const struct history_news *n)
 {
 	char contact[48] = "", pending[48] = "", pass[48] = "", block[48] = "";
-	char msg[PRIV_DB_CONTACT_VALUES * (PRIV_DB_VALUE_MAX + 2)];
-	const char *values[PRIV_DB_CONTACT_VALUES];
+	char msg[DB_ROW_CONTACT_WIRE_VALUES * (PRIV_DB_VALUE_MAX + 2)];
+	const char *v[DB_CONTACT_FIELD_COUNT] = { NULL };
 	int len;
 
 	if (!db.enabled)
@@ -489,16 +490,16 @@ db_news(const struct history_news *n)
 		wall_time(pass, sizeof(pass), n->pass_ms);
 	if (n->block_ms > 0)
 		wall_time(block, sizeof(block), n->block_ms);
-	values[0] = n->key;
-	values[1] = n->tier == TIER_PRIMARY ? contact : NULL;
-	values[2] = n->tier == TIER_SECONDARY ? contact : NULL;
-	values[3] = n->tier == TIER_BAIT ? contact : NULL;
-	values[4] = n->pending_set ? pending : NULL;
-	values[5] = n->pending_clear ? "true" : "false";
-	values[6] = n->pass_ms > 0 ? pass : NULL;
-	values[7] = n->block_ms > 0 ? block : NULL;
-	values[8] = n->block_ms > 0 ? reason_name(n->block_reason) : NULL;
-	len = priv_strings_encode(msg, sizeof(msg), PRIV_DB_CONTACT_VALUES, values);
+	v[DB_CONTACT_KEY] = n->key;
+	v[DB_CONTACT_PRIMARY] = n->tier == TIER_PRIMARY ? contact : NULL;
+	v[DB_CONTACT_SECONDARY] = n->tier == TIER_SECONDARY ? contact : NULL;
+	v[DB_CONTACT_BAIT] = n->tier == TIER_BAIT ? contact : NULL;
+	v[DB_CONTACT_PENDING] = n->pending_set ? pending : NULL;
+	v[DB_CONTACT_CLEAR_PENDING] = n->pending_clear ? "true" : "false";
+	v[DB_CONTACT_PASS] = n->pass_ms > 0 ? pass : NULL;
+	v[DB_CONTACT_BLOCK] = n->block_ms > 0 ? block : NULL;
+	v[DB_CONTACT_BLOCK_REASON] = n->block_ms > 0 ? reason_name(n->block_reason) : NULL;
+	len = db_row_encode(DB_ROW_CONTACT, v, msg, sizeof(msg));
 	if (len == -1 || priv_to_privileged(PRIV_MSG_DB_CONTACT, msg, (size_t)len) == -1)
 		db.dropped++;
 }

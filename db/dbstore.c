@@ -18,12 +18,13 @@
 #include <time.h>
 
 #include "daemon.h"
+#include "db_rows.h"
 #include "log.h"
 #include "migrations.h"
 #include "priv.h"
 #include "verdict.h"
 
-#define DB_PARAMS_MAX		21
+#define DB_PARAMS_MAX		DB_ROW_FIELDS_MAX
 #define DB_INFLIGHT_MAX		1000	/* events sent, not yet confirmed */
 #define DB_SEND_BATCH		500
 #define DB_BACKOFF_MIN_MS	1000
@@ -39,6 +40,7 @@
 struct db_event {
 	const char	*sql;
 	int		 nparams;
+	bool		 session;	/* a session row: its drops are counted apart */
 	bool		 failed;
 	char		*values[DB_PARAMS_MAX];
 	char		 storage[];
@@ -97,12 +99,6 @@ static struct {
 	uint64_t		 refused;		/* messages from the engine that failed the checks */
 } db = { .lookups = TAILQ_HEAD_INITIALIZER(db.lookups) };
 
-static const char sql_record_session[] =
-    "SELECT mxtier_record_session($1, $2, $3::timestamptz, $4::timestamptz, $5, $6::inet, $7::cidr, $8, $9::boolean, "
-    "$10, $11, $12::integer, $13, $14::integer, $15, $16::text[], $17::integer, $18::bigint, $19::integer, $20, $21)";
-static const char sql_contact[] =
-    "SELECT mxtier_contact($1, $2::timestamptz, $3::timestamptz, $4::timestamptz, $5::timestamptz, $6::boolean, "
-    "$7::timestamptz, $8::timestamptz, $9)";
 static const char sql_lookup[] =
     "SELECT key, (extract(epoch FROM now() - last_primary) * 1000)::bigint, "
     "(extract(epoch FROM now() - last_secondary) * 1000)::bigint, "
@@ -290,7 +286,7 @@ dbconn_flush(struct dbconn *c)
 /* ---- the writer: a bounded queue streamed in pipeline mode ---- */
 
 static struct db_event *
-event_new_params(const char *sql, int n, const char *const *values)
+event_new_params(const char *sql, bool session, int n, const char *const *values)
 {
 	size_t total = sizeof(struct db_event);
 	struct db_event *e;
@@ -301,6 +297,7 @@ event_new_params(const char *sql, int n, const char *const *values)
 	if ((e = calloc(1, total)) == NULL)
 		return NULL;
 	e->sql = sql;
+	e->session = session;
 	e->nparams = n;
 	p = e->storage;
 	for (int i = 0; i < n; i++) {
@@ -317,7 +314,7 @@ static void
 queue_push(struct db_event *e)
 {
 	if (e == NULL || db.count >= db.cap) {
-		if (e == NULL || e->sql == sql_record_session)
+		if (e == NULL || e->session)
 			db.stats.sessions_dropped++;
 		free(e);
 		db.stats.dropped++;
@@ -748,137 +745,52 @@ lookup_cb(const void *payload, size_t len)
 	reader_next();
 }
 
-/* name_known - value is one of the names name_of(0..count-1) gives. */
-static bool
-name_known(const char *value, int count, const char *(*name_of)(int))
+/* row_limits - the checks' bounds: now, and this config's longest pass and block. */
+static struct db_row_limits
+row_limits(void)
 {
-	for (int i = 0; value && i < count; i++)
-		if (strcmp(value, name_of(i)) == 0)
-			return true;
-	return false;
-}
+	struct timespec ts;
+	struct db_row_limits lim = { .pass_ttl_ms = mxd->config->pass_ttl, .block_ttl_max_ms = mxd->config->block_ttl_max };
 
-static const char *
-tier_name_of(int i)
-{
-	return tier_role_name((enum tier_role)i);
-}
-
-static const char *
-verdict_name_of(int i)
-{
-	return verdict_name((enum verdict)i);
-}
-
-static const char *
-reason_name_of(int i)
-{
-	return reason_name((enum reason)i);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	lim.now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return lim;
 }
 
 /*
- * time_plausible - text is a UTC time as the engine's wall_time writes it
- * ("YYYY-MM-DD HH:MM:SS[.mmm]+00") within [now + from_ms, now + to_ms].
- * Times decide which partition a row creates and how long a pass or block
- * lasts for every appliance sharing the database: an engine must not be
- * able to name a far future.
+ * row_cb - a session row or contact news: decoded and checked field by
+ * field against its table (db_rows.c), then bound as the parameters of
+ * its fixed statement. Anything that does not fit is refused and counted.
  */
-static bool
-time_plausible(const char *text, int64_t from_ms, int64_t to_ms)
-{
-	struct tm tm;
-	const char *rest;
-	int64_t at_ms, now;
-
-	if (text == NULL)
-		return true;
-	memset(&tm, 0, sizeof(tm));
-	if ((rest = strptime(text, "%Y-%m-%d %H:%M:%S", &tm)) == NULL)
-		return false;
-	if (*rest == '.')
-		rest += strspn(rest + 1, "0123456789") + 1;
-	if (strcmp(rest, "+00") != 0)
-		return false;
-	at_ms = (int64_t)timegm(&tm) * 1000;
-	now = (int64_t)time(NULL) * 1000;
-	return at_ms >= now + from_ms && at_ms <= now + to_ms;
-}
-
-#define TIME_SLACK_MS	(5 * 60 * 1000)		/* clock steps, queueing */
-#define SESSION_PAST_MS	(2 * 86400 * 1000LL)	/* a row queued through an outage */
-
-/*
- * session_row_valid - the fields the engine cannot leave out or make up in
- * shape: id, times, tier, client address, verdict (the rest is text or is
- * cast by PostgreSQL, where a bad value fails one statement, counted).
- */
-static bool
-session_row_valid(const char *const *in)
-{
-	struct netaddr client;
-
-	for (int i = 0; i < 6; i++)
-		if (in[i] == NULL)
-			return false;
-	return netaddr_parse(in[4], &client) == 0 && name_known(in[3], TIER_COUNT, tier_name_of) &&
-	    name_known(in[13], VERDICT_COUNT, verdict_name_of) &&
-	    time_plausible(in[1], -SESSION_PAST_MS, TIME_SLACK_MS) && time_plausible(in[2], -SESSION_PAST_MS, TIME_SLACK_MS);
-}
-
-/*
- * contact_valid - key shape, contact and pending times near now, a pass no
- * longer than pass_ttl, a block no longer than block_ttl_max, a known reason.
- */
-static bool
-contact_valid(const char *const *v)
-{
-	const struct config *c = mxd->config;
-
-	if (v[0] == NULL || strlen(v[0]) < 3 || strlen(v[0]) >= PRIV_DB_KEY_MAX || v[0][1] != ':' ||
-	    strchr("apd", v[0][0]) == NULL)
-		return false;
-	for (int i = 1; i <= 4; i++)
-		if (!time_plausible(v[i], -SESSION_PAST_MS, TIME_SLACK_MS))
-			return false;
-	if (v[5] == NULL || (strcmp(v[5], "true") != 0 && strcmp(v[5], "false") != 0))
-		return false;
-	return time_plausible(v[6], -SESSION_PAST_MS, c->pass_ttl + TIME_SLACK_MS) &&
-	    time_plausible(v[7], -SESSION_PAST_MS, c->block_ttl_max + TIME_SLACK_MS) &&
-	    (v[8] == NULL || name_known(v[8], REASON_COUNT, reason_name_of));
-}
-
 static void
-session_cb(const void *payload, size_t len)
+row_cb(enum db_row_kind kind, const void *payload, size_t len)
 {
-	const char *in[PRIV_DB_SESSION_VALUES];
-	const char *values[DB_PARAMS_MAX];
+	const char *v[DB_ROW_FIELDS_MAX];
+	struct db_row_limits lim = row_limits();
+	const struct db_row_table *t = db_row_table(kind);
 
-	if (priv_strings_decode(payload, len, PRIV_DB_SESSION_VALUES, in, PRIV_DB_VALUE_MAX) == -1 ||
-	    !session_row_valid(in)) {
-		refuse("session row");
+	if (db_row_decode(kind, payload, len, v) == -1 || db_row_check(kind, v, &lim) != NULL) {
+		refuse(t->name);
 		return;
 	}
 	if (!db.enabled)
 		return;
 	/* The appliance is ours to name, not the engine's: its rows cannot pose as a peer's. */
-	values[0] = in[0];
-	values[1] = db.appliance;
-	memcpy(&values[2], &in[1], sizeof(in) - sizeof(in[0]));
-	queue_push(event_new_params(sql_record_session, DB_PARAMS_MAX, values));
+	if (kind == DB_ROW_SESSION)
+		v[DB_SESSION_APPLIANCE] = db.appliance;
+	queue_push(event_new_params(db_row_sql(kind), kind == DB_ROW_SESSION, t->nfields, v));
+}
+
+static void
+session_cb(const void *payload, size_t len)
+{
+	row_cb(DB_ROW_SESSION, payload, len);
 }
 
 static void
 contact_cb(const void *payload, size_t len)
 {
-	const char *values[PRIV_DB_CONTACT_VALUES];
-
-	if (priv_strings_decode(payload, len, PRIV_DB_CONTACT_VALUES, values, PRIV_DB_VALUE_MAX) == -1 ||
-	    !contact_valid(values)) {
-		refuse("contact");
-		return;
-	}
-	if (db.enabled)
-		queue_push(event_new_params(sql_contact, PRIV_DB_CONTACT_VALUES, values));
+	row_cb(DB_ROW_CONTACT, payload, len);
 }
 
 /* heartbeat_cb - the engine's minute: heartbeat (its health, our tier map) and retention. */
@@ -925,10 +837,10 @@ heartbeat_cb(const void *payload, size_t len)
 	hb[4] = used < sizeof(tiers) ? tiers : "{}";
 	queue_push(event_new_params("INSERT INTO appliances (name, version, shedding, backend_down, tier_map, heartbeat) "
 	    "VALUES ($1, $2, $3::boolean, $4::boolean, $5::jsonb, now()) ON CONFLICT (name) DO UPDATE SET version = $2, "
-	    "shedding = $3::boolean, backend_down = $4::boolean, tier_map = $5::jsonb, heartbeat = now()", 5, hb));
+	    "shedding = $3::boolean, backend_down = $4::boolean, tier_map = $5::jsonb, heartbeat = now()", false, 5, hb));
 	snprintf(retention, sizeof(retention), "%lld", (long long)mxd->config->db_retention_days);
 	values[0] = retention;
-	queue_push(event_new_params("SELECT mxtier_session_retention($1::integer)", 1, values));
+	queue_push(event_new_params("SELECT mxtier_session_retention($1::integer)", false, 1, values));
 }
 
 /* status_timer_cb - counters for mxtierctl status, sent when they changed. */

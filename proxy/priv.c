@@ -34,6 +34,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "db.h"
+#include "db_rows.h"
 #include "kernel.h"
 #include "listener.h"
 #include "log.h"
@@ -71,10 +72,10 @@ static const struct priv_msg_info {
 	[PRIV_MSG_NONE] = { "none", TO_PRIVILEGED, 1, 0, 0 },	/* never valid */
 	[PRIV_MSG_KERNEL_LISTING] = { "kernel-listing", TO_PRIVILEGED, sizeof(struct priv_kernel_listing),
 	    sizeof(struct priv_kernel_listing), 0 },
-	[PRIV_MSG_DB_SESSION] = { "db-session", TO_PRIVILEGED, PRIV_DB_SESSION_VALUES,
-	    PRIV_DB_SESSION_VALUES * (PRIV_DB_VALUE_MAX + 2), 0 },
-	[PRIV_MSG_DB_CONTACT] = { "db-contact", TO_PRIVILEGED, PRIV_DB_CONTACT_VALUES,
-	    PRIV_DB_CONTACT_VALUES * (PRIV_DB_VALUE_MAX + 2), 0 },
+	[PRIV_MSG_DB_SESSION] = { "db-session", TO_PRIVILEGED, DB_ROW_SESSION_WIRE_VALUES,
+	    DB_ROW_SESSION_WIRE_VALUES * (PRIV_DB_VALUE_MAX + 2), 0 },
+	[PRIV_MSG_DB_CONTACT] = { "db-contact", TO_PRIVILEGED, DB_ROW_CONTACT_WIRE_VALUES,
+	    DB_ROW_CONTACT_WIRE_VALUES * (PRIV_DB_VALUE_MAX + 2), 0 },
 	[PRIV_MSG_DB_HEARTBEAT] = { "db-heartbeat", TO_PRIVILEGED, sizeof(struct priv_db_heartbeat),
 	    sizeof(struct priv_db_heartbeat), 0 },
 	[PRIV_MSG_DB_LOOKUP] = { "db-lookup", TO_PRIVILEGED, sizeof(uint32_t) + 3,

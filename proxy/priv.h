@@ -30,8 +30,8 @@ enum priv_msg_type {
 	PRIV_MSG_NONE = 0,
 	/* engine -> privileged */
 	PRIV_MSG_KERNEL_LISTING,	/* struct priv_kernel_listing */
-	PRIV_MSG_DB_SESSION,		/* PRIV_DB_SESSION_VALUES strings */
-	PRIV_MSG_DB_CONTACT,		/* PRIV_DB_CONTACT_VALUES strings */
+	PRIV_MSG_DB_SESSION,		/* a session row: db_row_encode (db/db_rows.h) */
+	PRIV_MSG_DB_CONTACT,		/* contact news: db_row_encode */
 	PRIV_MSG_DB_HEARTBEAT,		/* struct priv_db_heartbeat */
 	PRIV_MSG_DB_LOOKUP,		/* uint32 id + 1..3 key strings */
 	PRIV_MSG_RELOAD,		/* empty: the engine got a SIGHUP itself */
@@ -52,8 +52,6 @@ enum priv_msg_type {
 #define PRIV_MSG_MAX		(64 * 1024)	/* payload bytes of one message */
 #define PRIV_QUEUE_MAX		8192		/* messages waiting to be sent, per direction */
 #define PRIV_DB_VALUE_MAX	1100		/* one database value (utf8_clean output fits) */
-#define PRIV_DB_SESSION_VALUES	20		/* mxtier_record_session's parameters but the appliance */
-#define PRIV_DB_CONTACT_VALUES	9
 #define PRIV_DB_KEY_MAX		300
 
 struct priv_kernel_listing {

@@ -1,0 +1,314 @@
+/*
+ * db_rows.c - the session and contact rows the engine sends and the
+ * privileged side writes, declared once: the field tables below drive
+ * the engine's encoder, the parent's decoder and checks, and the SQL.
+ * Shared by both processes; holds no state.
+ */
+#include "db_rows.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "netaddr.h"
+#include "priv.h"
+#include "verdict.h"
+
+#define REQ	DB_FIELD_REQUIRED
+
+static const struct db_field session_fields[DB_SESSION_FIELD_COUNT] = {
+	[DB_SESSION_ID]		  = { "session_id", DB_FIELD_TEXT, REQ },
+	[DB_SESSION_APPLIANCE]	  = { "appliance", DB_FIELD_TEXT, REQ | DB_FIELD_PARENT },
+	[DB_SESSION_STARTED]	  = { "started", DB_FIELD_TIME, REQ, DB_TIME_NEAR_NOW },
+	[DB_SESSION_ENDED]	  = { "ended", DB_FIELD_TIME, REQ, DB_TIME_NEAR_NOW },
+	[DB_SESSION_TIER]	  = { "tier", DB_FIELD_TIER, REQ },
+	[DB_SESSION_CLIENT]	  = { "client", DB_FIELD_INET, REQ },
+	[DB_SESSION_PREFIX]	  = { "prefix", DB_FIELD_CIDR, REQ },
+	[DB_SESSION_RDNS]	  = { "rdns", DB_FIELD_TEXT, 0 },
+	[DB_SESSION_FCRDNS]	  = { "fcrdns", DB_FIELD_BOOLEAN, REQ },
+	[DB_SESSION_HELO]	  = { "helo", DB_FIELD_TEXT, 0 },
+	[DB_SESSION_MAIL_FROM]	  = { "mail_from", DB_FIELD_TEXT, 0 },
+	[DB_SESSION_RCPT_COUNT]	  = { "rcpt_count", DB_FIELD_INTEGER, REQ, 0, 0, INT32_MAX },
+	[DB_SESSION_FIRST_RCPT]	  = { "first_rcpt", DB_FIELD_TEXT, 0 },
+	[DB_SESSION_MESSAGES]	  = { "messages", DB_FIELD_INTEGER, REQ, 0, 0, INT32_MAX },
+	[DB_SESSION_VERDICT]	  = { "verdict", DB_FIELD_VERDICT, REQ },
+	[DB_SESSION_REASONS]	  = { "reasons", DB_FIELD_REASONS, REQ },
+	[DB_SESSION_DNSBL_SCORE]  = { "dnsbl_score", DB_FIELD_INTEGER, REQ, 0, INT32_MIN, INT32_MAX },
+	[DB_SESSION_BYTES]	  = { "bytes", DB_FIELD_BIGINT, REQ, 0, 0, INT64_MAX },
+	[DB_SESSION_DURATION_MS]  = { "duration_ms", DB_FIELD_INTEGER, REQ, 0, 0, INT32_MAX },
+	[DB_SESSION_BACKEND_REPLY] = { "backend_reply", DB_FIELD_TEXT, 0 },
+	[DB_SESSION_RDNS_DOMAIN]  = { "rdns_domain", DB_FIELD_TEXT, 0 },
+};
+
+static const struct db_field contact_fields[DB_CONTACT_FIELD_COUNT] = {
+	[DB_CONTACT_KEY]	  = { "key", DB_FIELD_KEY, REQ },
+	[DB_CONTACT_PRIMARY]	  = { "primary", DB_FIELD_TIME, 0, DB_TIME_NEAR_NOW },
+	[DB_CONTACT_SECONDARY]	  = { "secondary", DB_FIELD_TIME, 0, DB_TIME_NEAR_NOW },
+	[DB_CONTACT_BAIT]	  = { "bait", DB_FIELD_TIME, 0, DB_TIME_NEAR_NOW },
+	[DB_CONTACT_PENDING]	  = { "pending", DB_FIELD_TIME, 0, DB_TIME_NEAR_NOW },
+	[DB_CONTACT_CLEAR_PENDING] = { "clear_pending", DB_FIELD_BOOLEAN, REQ },
+	[DB_CONTACT_PASS]	  = { "pass", DB_FIELD_TIME, 0, DB_TIME_PASS },
+	[DB_CONTACT_BLOCK]	  = { "block", DB_FIELD_TIME, 0, DB_TIME_BLOCK },
+	[DB_CONTACT_BLOCK_REASON] = { "block_reason", DB_FIELD_REASON, 0 },
+};
+
+#undef REQ
+
+static const struct db_row_table tables[DB_ROW_KIND_COUNT] = {
+	[DB_ROW_SESSION] = { "session row", "mxtier_record_session", session_fields, DB_SESSION_FIELD_COUNT,
+	    DB_ROW_SESSION_WIRE_VALUES },
+	[DB_ROW_CONTACT] = { "contact", "mxtier_contact", contact_fields, DB_CONTACT_FIELD_COUNT,
+	    DB_ROW_CONTACT_WIRE_VALUES },
+};
+
+const struct db_row_table *
+db_row_table(enum db_row_kind kind)
+{
+	return (unsigned)kind < DB_ROW_KIND_COUNT ? &tables[kind] : NULL;
+}
+
+int
+db_row_encode(enum db_row_kind kind, const char *const *values, char *buf, size_t cap)
+{
+	const struct db_row_table *t = db_row_table(kind);
+	const char *wire[DB_ROW_FIELDS_MAX];
+	int n = 0;
+
+	for (int i = 0; i < t->nfields; i++)
+		if (!(t->fields[i].flags & DB_FIELD_PARENT))
+			wire[n++] = values[i];
+	return priv_strings_encode(buf, cap, n, wire);
+}
+
+int
+db_row_decode(enum db_row_kind kind, const char *buf, size_t len, const char **values)
+{
+	const struct db_row_table *t = db_row_table(kind);
+	const char *wire[DB_ROW_FIELDS_MAX];
+	int n = 0;
+
+	if (priv_strings_decode(buf, len, t->wire_values, wire, PRIV_DB_VALUE_MAX) == -1)
+		return -1;
+	for (int i = 0; i < t->nfields; i++)
+		values[i] = t->fields[i].flags & DB_FIELD_PARENT ? NULL : wire[n++];
+	return 0;
+}
+
+/* ---- the checks ---- */
+
+bool
+db_time_plausible(const char *text, int64_t now_ms, int64_t from_ms, int64_t to_ms)
+{
+	struct tm tm;
+	const char *rest;
+	int64_t at_ms;
+
+	/*
+	 * Times decide which partition a row creates and how long a pass or
+	 * block lasts for every appliance sharing the database: an engine must
+	 * not be able to name a far future.
+	 */
+	if (text == NULL)
+		return true;
+	memset(&tm, 0, sizeof(tm));
+	if ((rest = strptime(text, "%Y-%m-%d %H:%M:%S", &tm)) == NULL)
+		return false;
+	if (*rest == '.')
+		rest += strspn(rest + 1, "0123456789") + 1;
+	if (strcmp(rest, "+00") != 0)
+		return false;
+	at_ms = (int64_t)timegm(&tm) * 1000;
+	return at_ms >= now_ms + from_ms && at_ms <= now_ms + to_ms;
+}
+
+/* name_known - value is one of the names name_of(0..count-1) gives. */
+static bool
+name_known(const char *value, size_t len, int count, const char *(*name_of)(int))
+{
+	for (int i = 0; i < count; i++) {
+		const char *name = name_of(i);
+
+		if (strlen(name) == len && strncmp(value, name, len) == 0)
+			return true;
+	}
+	return false;
+}
+
+static const char *
+tier_name_of(int i)
+{
+	return tier_role_name((enum tier_role)i);
+}
+
+static const char *
+verdict_name_of(int i)
+{
+	return verdict_name((enum verdict)i);
+}
+
+static const char *
+reason_name_of(int i)
+{
+	return reason_name((enum reason)i);
+}
+
+/* number_in - decimal (optional '-'), nothing else, within [min, max]. */
+static bool
+number_in(const char *text, int64_t min, int64_t max)
+{
+	const char *digits = text[0] == '-' ? text + 1 : text;
+	long long v;
+	char *end;
+
+	if (digits[0] < '0' || digits[0] > '9')
+		return false;
+	errno = 0;
+	v = strtoll(text, &end, 10);
+	return errno == 0 && *end == '\0' && v >= min && v <= max;
+}
+
+/* reasons_valid - "{}" or "{a,b,...}" of known reason names. */
+static bool
+reasons_valid(const char *text)
+{
+	size_t len = strlen(text);
+	const char *p = text + 1, *end = text + len - 1;
+
+	if (len < 2 || text[0] != '{' || *end != '}')
+		return false;
+	if (p == end)
+		return true;
+	for (;;) {
+		const char *comma = memchr(p, ',', (size_t)(end - p));
+		const char *stop = comma ? comma : end;
+
+		if (!name_known(p, (size_t)(stop - p), REASON_COUNT, reason_name_of))
+			return false;
+		if (comma == NULL)
+			return true;
+		p = comma + 1;
+	}
+}
+
+/* key_valid - a history key: kind letter, ':', something, within PRIV_DB_KEY_MAX. */
+static bool
+key_valid(const char *text)
+{
+	size_t len = strlen(text);
+
+	return len >= 3 && len < PRIV_DB_KEY_MAX && text[1] == ':' && strchr("apd", text[0]) != NULL;
+}
+
+static bool
+field_valid(const struct db_field *f, const char *v, const struct db_row_limits *lim)
+{
+	struct netaddr a;
+	struct cidr c;
+
+	switch (f->type) {
+	case DB_FIELD_TEXT:
+		return true;
+	case DB_FIELD_KEY:
+		return key_valid(v);
+	case DB_FIELD_TIME:
+		switch (f->bound) {
+		case DB_TIME_NEAR_NOW:
+			return db_time_plausible(v, lim->now_ms, -DB_TIME_PAST_MS, DB_TIME_SLACK_MS);
+		case DB_TIME_PASS:
+			return db_time_plausible(v, lim->now_ms, -DB_TIME_PAST_MS, lim->pass_ttl_ms + DB_TIME_SLACK_MS);
+		case DB_TIME_BLOCK:
+			return db_time_plausible(v, lim->now_ms, -DB_TIME_PAST_MS, lim->block_ttl_max_ms + DB_TIME_SLACK_MS);
+		}
+		return false;
+	case DB_FIELD_BOOLEAN:
+		return strcmp(v, "true") == 0 || strcmp(v, "false") == 0;
+	case DB_FIELD_INTEGER:
+	case DB_FIELD_BIGINT:
+		return number_in(v, f->min, f->max);
+	case DB_FIELD_INET:
+		return netaddr_parse(v, &a) == 0;
+	case DB_FIELD_CIDR:
+		return cidr_parse(v, &c) == 0;
+	case DB_FIELD_TIER:
+		return name_known(v, strlen(v), TIER_COUNT, tier_name_of);
+	case DB_FIELD_VERDICT:
+		return name_known(v, strlen(v), VERDICT_COUNT, verdict_name_of);
+	case DB_FIELD_REASON:
+		return name_known(v, strlen(v), REASON_COUNT, reason_name_of);
+	case DB_FIELD_REASONS:
+		return reasons_valid(v);
+	}
+	return false;
+}
+
+const char *
+db_row_check(enum db_row_kind kind, const char *const *values, const struct db_row_limits *lim)
+{
+	const struct db_row_table *t = db_row_table(kind);
+
+	for (int i = 0; i < t->nfields; i++) {
+		const struct db_field *f = &t->fields[i];
+
+		/* The parent's own fields are not the engine's to fill. */
+		if (f->flags & DB_FIELD_PARENT) {
+			if (values[i] != NULL)
+				return f->name;
+			continue;
+		}
+		if (values[i] == NULL) {
+			if (f->flags & DB_FIELD_REQUIRED)
+				return f->name;
+			continue;
+		}
+		if (!field_valid(f, values[i], lim))
+			return f->name;
+	}
+	return NULL;
+}
+
+/* ---- the statement ---- */
+
+static const char *
+sql_cast(enum db_field_type type)
+{
+	switch (type) {
+	case DB_FIELD_TIME:
+		return "::timestamptz";
+	case DB_FIELD_BOOLEAN:
+		return "::boolean";
+	case DB_FIELD_INTEGER:
+		return "::integer";
+	case DB_FIELD_BIGINT:
+		return "::bigint";
+	case DB_FIELD_INET:
+		return "::inet";
+	case DB_FIELD_CIDR:
+		return "::cidr";
+	case DB_FIELD_REASONS:
+		return "::text[]";
+	default:
+		return "";
+	}
+}
+
+const char *
+db_row_sql(enum db_row_kind kind)
+{
+	static char sql[DB_ROW_KIND_COUNT][512];
+	const struct db_row_table *t = db_row_table(kind);
+	size_t used;
+
+	if (sql[kind][0] != '\0')
+		return sql[kind];
+	used = (size_t)snprintf(sql[kind], sizeof(sql[kind]), "SELECT %s(", t->function);
+	for (int i = 0; i < t->nfields && used < sizeof(sql[kind]); i++)
+		used += (size_t)snprintf(sql[kind] + used, sizeof(sql[kind]) - used, "%s$%d%s", i ? ", " : "", i + 1,
+		    sql_cast(t->fields[i].type));
+	if (used < sizeof(sql[kind]))
+		snprintf(sql[kind] + used, sizeof(sql[kind]) - used, ")");
+	return sql[kind];
+}
