@@ -74,15 +74,4 @@ void		 nftset_reseed(struct nftset *ns);
 size_t		 nftset_pending(const struct nftset *ns);
 const struct nftset_stats *nftset_stats(const struct nftset *ns);
 
-/*
- * nftset_build_batch - one transaction adding n elements to set `set` of
- * `table inet <table>` (BEGIN, NEWSETELEM messages of at most
- * NFTSET_MSG_ELEMS elements with NLM_F_CREATE|NLM_F_ACK, END) into buf, with
- * sequence numbers from *seq on (advanced past END). Keys are normalised like
- * nftset_add and must then be of family_af; timeouts_ms may be NULL (no
- * timeouts). Returns the length, or 0 if buf is too small or a key is refused.
- */
-size_t		 nftset_build_batch(char *buf, size_t len, const char *table, const char *set, int family_af,
-		    const struct netaddr *keys, const int64_t *timeouts_ms, size_t n, uint32_t *seq);
-
 #endif
