@@ -20,17 +20,18 @@
 #include "history.h"
 #include "log.h"
 #include "priv.h"
-#include "session.h"
+#include "session_record.h"
 
 #define DB_LOOKUPS_MAX		1024
 #define DB_LOOKUP_FORGET_MS	30000	/* an answer this late is not coming */
 #define DB_HEARTBEAT_EVERY_S	60
 
-/* A history lookup for a session: the session is told within db_read_budget; the entry waits for "done". */
+/* A history lookup: the asker is told within its budget; the entry waits for "done". */
 struct db_lookup {
 	TAILQ_ENTRY(db_lookup)	 entry;
 	uint32_t		 id;
-	struct session		*session;	/* NULL once abandoned or timed out */
+	db_lookup_done		 done;		/* NULL once told, abandoned or timed out */
+	void			*arg;
 	struct event		*deadline;
 	int64_t			 sent_ms;
 };
@@ -132,17 +133,15 @@ lookup_free(struct db_lookup *l)
 	free(l);
 }
 
-/* lookup_tell - the session hears "answered" once, whichever comes first: done or the deadline. */
+/* lookup_tell - the asker hears "answered" once, whichever comes first: done or the deadline. */
 static void
 lookup_tell(struct db_lookup *l)
 {
-	struct session *s = l->session;
+	db_lookup_done done = l->done;
 
-	l->session = NULL;
-	if (s) {
-		s->db_lookup = NULL;
-		session_db_done(s);
-	}
+	l->done = NULL;
+	if (done)
+		done(l->arg);
 }
 
 static void
@@ -151,7 +150,7 @@ lookup_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	struct db_lookup *l = arg;
 
 	/* Late: neutral. The entry stays until its "done", so a stuck reader is seen by the next lookup. */
-	if (l->session)
+	if (l->done)
 		db.reads_late++;
 	lookup_tell(l);
 }
@@ -165,7 +164,7 @@ row_cb(const void *payload, size_t len)
 	r.key[sizeof(r.key) - 1] = '\0';
 	if (lookup_find(r.id) == NULL || r.block_reason < 0 || r.block_reason >= REASON_COUNT)
 		return;
-	/* Merged even when the session gave up: the next one from this client benefits. */
+	/* Merged even when the asker gave up: the next session from this client benefits. */
 	history_merge(r.key, r.contact_age, r.pending_age, r.pass_left, r.block_left, (enum reason)r.block_reason);
 }
 
@@ -189,35 +188,35 @@ lookups_forget(void)
 	struct db_lookup *l;
 	int64_t now = now_ms();
 
-	while ((l = TAILQ_FIRST(&db.lookups)) != NULL && l->session == NULL && now - l->sent_ms > DB_LOOKUP_FORGET_MS)
+	while ((l = TAILQ_FIRST(&db.lookups)) != NULL && l->done == NULL && now - l->sent_ms > DB_LOOKUP_FORGET_MS)
 		lookup_free(l);
 }
 
-bool
-db_lookup_client(struct session *s)
+struct db_lookup *
+db_lookup_client(const struct netaddr *client, int64_t budget_ms, db_lookup_done done, void *arg)
 {
-	struct history_client hc = { .addr = s->client, .domain = NULL };
+	struct history_client hc = { .addr = *client, .domain = NULL };
 	char keys[3][300];
 	const char *values[3] = { NULL, NULL, NULL };
 	char msg[sizeof(uint32_t) + 3 * (PRIV_DB_KEY_MAX + 2)];
 	struct db_lookup *l, *oldest;
-	int64_t ms = s->config->db_read_budget;
+	int64_t ms = budget_ms;
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 	int n, len;
 
 	if (!db.enabled || !db.reader_up)
-		return false;
+		return NULL;
 	lookups_forget();
 	if (db.nlookups >= DB_LOOKUPS_MAX)
-		return false;
+		return NULL;
 	/* A read already over its budget (a locked table): answer neutral at once until it returns. */
 	if ((oldest = TAILQ_FIRST(&db.lookups)) != NULL && now_ms() - oldest->sent_ms > ms)
-		return false;
+		return NULL;
 	n = history_keys(&hc, keys);
 	for (int i = 0; i < n && i < 3; i++)
 		values[i] = keys[i];
 	if ((l = calloc(1, sizeof(*l))) == NULL)
-		return false;
+		return NULL;
 	l->id = ++db.next_id;
 	memcpy(msg, &l->id, sizeof(l->id));
 	len = priv_strings_encode(msg + sizeof(l->id), sizeof(msg) - sizeof(l->id), 3, values);
@@ -227,26 +226,22 @@ db_lookup_client(struct session *s)
 		if (l->deadline)
 			event_free(l->deadline);
 		free(l);
-		return false;
+		return NULL;
 	}
-	l->session = s;
+	l->done = done;
+	l->arg = arg;
 	l->sent_ms = now_ms();
 	evtimer_add(l->deadline, &tv);
 	TAILQ_INSERT_TAIL(&db.lookups, l, entry);
 	db.nlookups++;
-	s->db_lookup = l;
-	return true;
+	return l;
 }
 
 void
-db_abandon_lookup(struct session *s)
+db_abandon_lookup(struct db_lookup *l)
 {
-	struct db_lookup *l = s->db_lookup;
-
-	if (l == NULL)
-		return;
-	l->session = NULL;
-	s->db_lookup = NULL;
+	if (l != NULL)
+		l->done = NULL;
 }
 
 /* ---- listings and reputation, pushed by the privileged side ---- */
@@ -411,59 +406,53 @@ status_cb(const void *payload, size_t len)
 /* ---- events to the privileged side ---- */
 
 void
-db_record_session(const struct session *s)
+db_record_session(const struct session_record *r)
 {
 	char id[64], started[48], ended[48], client[NETADDR_STRLEN], prefix[NETADDR_STRLEN + 8], rcpts[16];
-	char messages[16], reasons[1024] = "{", score[16], bytes[24], duration[16];
+	char messages[16], reasons[SESSION_RECORD_REASONS_MAX + 2], score[16], bytes[24], duration[16];
 	char rdns[1100], helo[1100], from[1100], rcpt[1100], reply[1100], domain[1100];
 	static char msg[DB_ROW_SESSION_WIRE_VALUES * (PRIV_DB_VALUE_MAX + 2)];
-	struct netaddr p = s->client;
-	int64_t now = now_ms();
-	size_t used = 1;
+	struct netaddr p = r->client;
 	const char *v[DB_SESSION_FIELD_COUNT] = { NULL };
 	int len;
 
 	if (!db.enabled)
 		return;
-	snprintf(id, sizeof(id), "%010llx", (unsigned long long)s->id);
-	wall_time(started, sizeof(started), s->started_ms - now);
+	snprintf(id, sizeof(id), "%010llx", (unsigned long long)r->id);
+	wall_time(started, sizeof(started), -r->duration_ms);
 	wall_time(ended, sizeof(ended), 0);
-	netaddr_format(&s->client, client, sizeof(client));
+	netaddr_format(&r->client, client, sizeof(client));
 	netaddr_mask(&p, p.family == AF_INET ? 24 : 64);
 	netaddr_format(&p, prefix, sizeof(prefix));
 	snprintf(prefix + strlen(prefix), 8, "/%d", p.family == AF_INET ? 24 : 64);
-	snprintf(rcpts, sizeof(rcpts), "%zu", s->rcpt_total);
-	snprintf(messages, sizeof(messages), "%u", s->messages);
-	for (int r = 0; r < REASON_COUNT; r++)
-		if (s->reasons & (UINT64_C(1) << r))
-			used += (size_t)snprintf(reasons + used, sizeof(reasons) - used, "%s%s", used > 1 ? "," : "",
-			    reason_name(r));
-	snprintf(reasons + used, sizeof(reasons) - used, "}");
-	snprintf(score, sizeof(score), "%d", s->dns.dnsbl_score);
-	snprintf(bytes, sizeof(bytes), "%llu", (unsigned long long)s->bytes);
-	snprintf(duration, sizeof(duration), "%lld", (long long)(now - s->started_ms));
+	snprintf(rcpts, sizeof(rcpts), "%zu", r->rcpts);
+	snprintf(messages, sizeof(messages), "%u", r->messages);
+	snprintf(reasons, sizeof(reasons), "{%s}", r->reason_list);
+	snprintf(score, sizeof(score), "%d", r->dnsbl_score);
+	snprintf(bytes, sizeof(bytes), "%llu", (unsigned long long)r->bytes);
+	snprintf(duration, sizeof(duration), "%lld", (long long)r->duration_ms);
 
 	/* The appliance (DB_SESSION_APPLIANCE) is the privileged side's to fill. */
 	v[DB_SESSION_ID] = id;
 	v[DB_SESSION_STARTED] = started;
 	v[DB_SESSION_ENDED] = ended;
-	v[DB_SESSION_TIER] = tier_role_name(s->tier);
+	v[DB_SESSION_TIER] = tier_role_name(r->tier);
 	v[DB_SESSION_CLIENT] = client;
 	v[DB_SESSION_PREFIX] = prefix;
-	v[DB_SESSION_RDNS] = s->dns.ptr_name[0] ? utf8_clean(rdns, sizeof(rdns), s->dns.ptr_name) : NULL;
-	v[DB_SESSION_FCRDNS] = s->dns.fcrdns ? "true" : "false";
-	v[DB_SESSION_HELO] = s->helo[0] ? utf8_clean(helo, sizeof(helo), s->helo) : NULL;
-	v[DB_SESSION_MAIL_FROM] = s->log_from[0] ? utf8_clean(from, sizeof(from), s->log_from) : NULL;
+	v[DB_SESSION_RDNS] = r->rdns[0] ? utf8_clean(rdns, sizeof(rdns), r->rdns) : NULL;
+	v[DB_SESSION_FCRDNS] = r->fcrdns ? "true" : "false";
+	v[DB_SESSION_HELO] = r->helo[0] ? utf8_clean(helo, sizeof(helo), r->helo) : NULL;
+	v[DB_SESSION_MAIL_FROM] = r->mail_from[0] ? utf8_clean(from, sizeof(from), r->mail_from) : NULL;
 	v[DB_SESSION_RCPT_COUNT] = rcpts;
-	v[DB_SESSION_FIRST_RCPT] = s->first_rcpt[0] ? utf8_clean(rcpt, sizeof(rcpt), s->first_rcpt) : NULL;
+	v[DB_SESSION_FIRST_RCPT] = r->first_rcpt[0] ? utf8_clean(rcpt, sizeof(rcpt), r->first_rcpt) : NULL;
 	v[DB_SESSION_MESSAGES] = messages;
-	v[DB_SESSION_VERDICT] = verdict_name(s->verdict);
+	v[DB_SESSION_VERDICT] = verdict_name(r->verdict);
 	v[DB_SESSION_REASONS] = reasons;
 	v[DB_SESSION_DNSBL_SCORE] = score;
 	v[DB_SESSION_BYTES] = bytes;
 	v[DB_SESSION_DURATION_MS] = duration;
-	v[DB_SESSION_BACKEND_REPLY] = s->backend_reply[0] ? utf8_clean(reply, sizeof(reply), s->backend_reply) : NULL;
-	v[DB_SESSION_RDNS_DOMAIN] = s->dns.fcrdns ? utf8_clean(domain, sizeof(domain), s->dns.domain) : NULL;
+	v[DB_SESSION_BACKEND_REPLY] = r->backend_reply[0] ? utf8_clean(reply, sizeof(reply), r->backend_reply) : NULL;
+	v[DB_SESSION_RDNS_DOMAIN] = r->fcrdns ? utf8_clean(domain, sizeof(domain), r->rdns_domain) : NULL;
 	len = db_row_encode(DB_ROW_SESSION, v, msg, sizeof(msg));
 	if (len == -1 || priv_to_privileged(PRIV_MSG_DB_SESSION, msg, (size_t)len) == -1) {
 		db.dropped++;

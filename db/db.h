@@ -6,7 +6,7 @@
 
 #include "config.h"
 
-struct session;
+struct session_record;
 
 /*
  * PostgreSQL, fail-open. Two halves: db.c is the engine's (the calls
@@ -37,15 +37,19 @@ bool	db_enabled(void);
 void	db_get_stats(struct db_stats *out);
 
 /* db_record_session - queue the session's row (called once, when it ends). */
-void	db_record_session(const struct session *s);
+void	db_record_session(const struct session_record *r);
 
 /*
- * db_lookup_client - ask the shared history about the client (address and
- * prefix keys); merged into local history, then s is told through
- * session_db_done(). Returns false when no lookup was started.
+ * db_lookup_client - ask the shared history about client (address and
+ * prefix keys); what it knows is merged into local history, then
+ * done(arg) is called once, within budget_ms, from the loop. Returns NULL
+ * when no lookup was started, else a handle valid until done runs.
  */
-bool	db_lookup_client(struct session *s);
-void	db_abandon_lookup(struct session *s);
+struct db_lookup;
+typedef void (*db_lookup_done)(void *arg);
+struct db_lookup *db_lookup_client(const struct netaddr *client, int64_t budget_ms, db_lookup_done done, void *arg);
+/* db_abandon_lookup - the asker goes (NULL is fine): done is not called. */
+void	db_abandon_lookup(struct db_lookup *l);
 
 /* A network listed allow/block by an operator in the database: 1 block, -1 allow, 0 none. */
 int	db_listing(const struct netaddr *addr);

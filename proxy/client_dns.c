@@ -66,10 +66,13 @@ slot_done(struct session *s, struct session_dns_slot *slot)
 	lookup_done(s);
 }
 
-/* session_db_done - the shared history counts as one more lookup before the greeting verdict. */
-void
-session_db_done(struct session *s)
+/* shared_history_done - the shared history counts as one more lookup before the greeting verdict. */
+static void
+shared_history_done(void *arg)
 {
+	struct session *s = arg;
+
+	s->db_lookup = NULL;
 	lookup_done(s);
 }
 
@@ -153,7 +156,8 @@ client_dns_start(struct session *s)
 		s->dns.slots[i].index = i;
 	}
 	/* Peers' history for this client (database), asked in parallel with DNS. */
-	if (db_lookup_client(s))
+	s->db_lookup = db_lookup_client(&s->client, c->db_read_budget, shared_history_done, s);
+	if (s->db_lookup)
 		s->dns.pending++;
 	if (!c->dns_checks) {
 		if (s->dns.pending == 0)
@@ -191,6 +195,7 @@ client_dns_abandon(struct session *s)
 			s->dns.slots[i].request = NULL;
 		}
 	}
-	db_abandon_lookup(s);
+	db_abandon_lookup(s->db_lookup);
+	s->db_lookup = NULL;
 	s->dns.pending = 0;
 }

@@ -21,6 +21,7 @@
 #include "db.h"
 #include "log.h"
 #include "relay.h"
+#include "session_record.h"
 #include "tls.h"
 
 static TAILQ_HEAD(session_list, session) all_sessions = TAILQ_HEAD_INITIALIZER(all_sessions);
@@ -194,40 +195,46 @@ session_reset_transaction(struct session *s)
 		session_enter_state(s, SESSION_READY);
 }
 
+/* session_record_make - what the session was, once, for the log line, its database row and the counters. */
 static void
-session_log_summary(struct session *s)
+session_record_make(const struct session *s, struct session_record *r)
 {
-	char helo[SMTP_DOMAIN_MAX * 4 + 8], from[SMTP_PATH_MAX * 4 + 8], rcpt[SMTP_PATH_MAX * 4 + 8];
-	char backend[sizeof(s->backend_reply) * 4 + 8], reasons[1024] = "", rdns[sizeof(s->dns.ptr_name) * 4 + 8];
-	size_t used = 0;
-
-	for (int r = 0; r < REASON_COUNT; r++)
-		if (s->reasons & (UINT64_C(1) << r))
-			used += (size_t)snprintf(reasons + used, sizeof(reasons) - used, "%s%s", used ? "," : "",
-			    reason_name(r));
-	log_escape(helo, sizeof(helo), s->helo, strlen(s->helo));
-	log_escape(from, sizeof(from), s->log_from, strlen(s->log_from));
-	log_escape(rcpt, sizeof(rcpt), s->first_rcpt, strlen(s->first_rcpt));
-	log_escape(backend, sizeof(backend), s->backend_reply, strlen(s->backend_reply));
-	log_escape(rdns, sizeof(rdns), s->dns.ptr_name, strlen(s->dns.ptr_name));
-	log_info("session id=%010llx tier=%s client=%s:%u tls=%s rdns=%s fcrdns=%s dnsbl=%d helo=\"%s\" from=<%s> "
-	    "rcpts=%zu first_rcpt=<%s> messages=%u verdict=%s reasons=%s bytes=%llu duration=%.3f backend_tls=%s "
-	    "backend=\"%s\"",
-	    (unsigned long long)s->id, tier_role_name(s->tier), s->client_text, s->client_port,
-	    s->tls_info[0] ? s->tls_info : "no", rdns[0] ? rdns : "-", s->dns.fcrdns ? "yes" : "no",
-	    s->dns.dnsbl_score, helo, from, s->rcpt_total, rcpt, s->messages, verdict_name(s->verdict),
-	    reasons[0] ? reasons : "-", (unsigned long long)s->bytes, (double)(now_ms() - s->started_ms) / 1000.0,
-	    s->backend_tls_info[0] ? s->backend_tls_info : "no", backend);
+	memset(r, 0, sizeof(*r));
+	r->id = s->id;
+	r->tier = s->tier;
+	r->client = s->client;
+	r->client_text = s->client_text;
+	r->client_port = s->client_port;
+	r->tls = s->tls_info;
+	r->rdns = s->dns.ptr_name;
+	r->fcrdns = s->dns.fcrdns;
+	r->rdns_domain = s->dns.domain;
+	r->dnsbl_score = s->dns.dnsbl_score;
+	r->helo = s->helo;
+	r->mail_from = s->log_from;
+	r->first_rcpt = s->first_rcpt;
+	r->rcpts = s->rcpt_total;
+	r->messages = s->messages;
+	r->bytes = s->bytes;
+	r->verdict = s->verdict;
+	r->reasons = s->reasons;
+	reasons_format(r->reason_list, sizeof(r->reason_list), s->reasons);
+	r->duration_ms = now_ms() - s->started_ms;
+	r->backend_tls = s->backend_tls_info;
+	r->backend_reply = s->backend_reply;
 }
 
 void
 session_free(struct session *s)
 {
+	struct session_record record;
+
 	if (s == NULL)
 		return;
-	session_log_summary(s);
-	db_record_session(s);
-	mxd->stats.verdicts[s->verdict]++;
+	session_record_make(s, &record);
+	session_record_log(&record);
+	db_record_session(&record);
+	stats_session_end(&mxd->stats, &record);
 	client_dns_abandon(s);
 	if (s->relay)
 		relay_free(s->relay);

@@ -185,8 +185,6 @@ void	session_data_input(struct session *s);
 void	client_dns_start(struct session *s);
 void	client_dns_abandon(struct session *s);
 void	session_dns_done(struct session *s);
-/* session_db_done - the shared-history read answered or ran out of its budget. */
-void	session_db_done(struct session *s);
 const char *registered_domain(const char *name);
 
 /* Called by the relay from its callbacks; the relay returns at once after them. */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "session_record.h"
 #include "tls.h"
 
 void
@@ -29,4 +30,10 @@ stats_log(const struct stats *st)
 	    (unsigned long long)st->accept_errors, (unsigned long long)st->accept_paused,
 	    (unsigned long long)st->dropped_overload, reasons[0] ? reasons : "-");
 	tls_counters_log();
+}
+
+void
+stats_session_end(struct stats *st, const struct session_record *r)
+{
+	st->verdicts[r->verdict]++;
 }

@@ -24,6 +24,10 @@ struct stats {
 	uint64_t	load_shed_entries;
 };
 
+struct session_record;
+
 void	stats_log(const struct stats *st);
+/* stats_session_end - a session's record counted (session_free). */
+void	stats_session_end(struct stats *st, const struct session_record *r);
 
 #endif
