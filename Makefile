@@ -69,7 +69,7 @@ CORE_SRC := proxy/log.c proxy/netaddr.c proxy/config.c proxy/smtp_parse.c \
             proxy/tls.c kernel-rules/ruleset.c
 DAEMON_SRC := proxy/daemon.c proxy/listener.c proxy/session.c proxy/session_record.c proxy/session_cmd.c \
             proxy/session_data.c proxy/outq.c proxy/client_table.c proxy/relay.c proxy/health.c \
-            proxy/verdict.c proxy/stats.c proxy/dns.c proxy/client_dns.c \
+            proxy/verdict.c proxy/session_policy.c proxy/stats.c proxy/dns.c proxy/client_dns.c \
             proxy/history.c proxy/shed.c proxy/control.c proxy/kernel.c proxy/priv_channel.c \
             kernel-rules/nftset.c kernel-rules/nftset_shadow.c kernel-rules/nftset_batch.c \
             kernel-rules/nftset_restore.c kernel-rules/nftset_stats.c db/db.c db/db_rows.c db/dbstore.c $(wildcard proxy/checks/*.c)
@@ -107,6 +107,14 @@ $(BUILD)/mxtierctl: $(CORE_OBJ) $(CTL_OBJ)
 	$(CC) $(MX_LDFLAGS) -o $@ $^ $(MX_LDLIBS)
 
 # Unit tests link every module but main.c, so they can drive sessions too.
+# The policy's tests link the policy alone: the verdict, the checks and what they read.
+POLICY_OBJ := $(BUILD)/proxy/verdict.o $(patsubst %.c,$(BUILD)/%.o,$(wildcard proxy/checks/*.c)) \
+              $(BUILD)/proxy/config.o $(BUILD)/proxy/netaddr.o $(BUILD)/proxy/log.o $(BUILD)/proxy/tls.o \
+              $(BUILD)/proxy/dnsbl_site.o
+$(BUILD)/tests/test_verdict: tests/unit/test_verdict.c tests/unit/unit.h $(POLICY_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(MX_CFLAGS) $(CMOCKA_CFLAGS) $(MX_LDFLAGS) -o $@ $(filter %.c %.o,$^) $(MX_LDLIBS) $(CMOCKA_LIBS)
+
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(CORE_OBJ) $(DAEMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(MX_CFLAGS) $(CMOCKA_CFLAGS) $(MX_LDFLAGS) -o $@ $(filter %.c %.o,$^) $(MX_LDLIBS) $(CMOCKA_LIBS)

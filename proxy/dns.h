@@ -4,6 +4,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "dns_status.h"
 #include "netaddr.h"
 
 /*
@@ -12,11 +13,6 @@
  * can start several lookups and count them safely.
  */
 
-enum dns_status {
-	DNS_FOUND = 0,
-	DNS_NONE,		/* NXDOMAIN or no data: a definite "no" */
-	DNS_UNKNOWN		/* timeout, SERVFAIL, refused: not a "no" */
-};
 
 #define DNS_ANSWER_ADDRS_MAX 8
 

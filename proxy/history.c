@@ -29,6 +29,7 @@ struct history_entry {
 	int64_t			 last_contact[TIER_COUNT];	/* 0 = never */
 	int64_t			 pending_since;			/* 0 = none */
 	int64_t			 pass_until;
+	bool			 pass_by_operator;	/* the pass is an operator's allow (mxtierctl allow), not earned */
 	int64_t			 block_until;
 	unsigned		 block_count;
 	unsigned		 hit_and_run;
@@ -288,12 +289,25 @@ history_grant_pass(const struct history_client *c)
 		 * whole /24 or /64: one retrying MTA must not wave its neighbours
 		 * through for weeks. Their pending retries still match by prefix.
 		 */
-		if (i != KEY_PREFIX)
+		if (i != KEY_PREFIX && until > e->pass_until) {
 			e->pass_until = until;
+			e->pass_by_operator = false;
+		}
 		if (i == KEY_ADDRESS)
 			notify_listing(keys[i], mxd->config->pass_ttl, false);
 		news(keys[i], -1, false, true, i != KEY_PREFIX ? mxd->config->pass_ttl : 0, 0, REASON_COUNT);
 	}
+}
+
+bool
+history_allowed(const struct history_client *c)
+{
+	char keys[KEY_KINDS][HISTORY_KEY_MAX];
+	struct history_entry *e;
+
+	client_keys(c, keys);
+	e = entry_find(keys[KEY_ADDRESS]);
+	return e && e->pass_by_operator && e->pass_until > now_ms();
 }
 
 bool
@@ -483,6 +497,7 @@ history_allow(const struct history_client *c, int64_t ttl_ms)
 	if ((e = entry_get(keys[KEY_ADDRESS])) == NULL)
 		return;
 	e->pass_until = now_ms() + ttl_ms;
+	e->pass_by_operator = true;
 	e->block_until = 0;
 	e->pending_since = 0;
 	log_info("allow %s for %llds", keys[KEY_ADDRESS] + 2, (long long)(ttl_ms / 1000));

@@ -42,6 +42,8 @@ int64_t	history_pending_age(const struct history_client *c);
 /* history_grant_pass - the client retried: clear its pending retries; pass for pass_ttl (address and domain). */
 void	history_grant_pass(const struct history_client *c);
 bool	history_passed(const struct history_client *c);
+/* history_allowed - the address holds an operator's allow (mxtierctl allow): trusted like allow_networks. */
+bool	history_allowed(const struct history_client *c);
 /* history_revoke_pass - end the pass of the address and its domain (a hard protocol failure). */
 void	history_revoke_pass(const struct history_client *c);
 

@@ -292,27 +292,17 @@ has_reason(const struct session *s, enum reason r)
 static void
 session_refuse(struct session *s)
 {
-	const char *host = s->config->hostname;
+	bool tarpit_able;
+	const char *text = session_policy_refusal(s, &tarpit_able);
 
-	if (s->verdict == VERDICT_TEMPFAIL && (has_reason(s, REASON_BAIT_FIRST_CONTACT) ||
-	    has_reason(s, REASON_HIT_AND_RUN) || has_reason(s, REASON_TRAP_RECIPIENT)) && !has_reason(s, REASON_BAIT))
-		session_close(s, "421 4.7.1 %s Client [%s] temporarily blocked, try again later", host, s->client_text);
-	else if (has_reason(s, REASON_BAIT))
-		session_close(s, "421 4.7.0 %s Service not available, try a lower MX", host);
-	else if (has_reason(s, REASON_TOO_MANY_SESSIONS))
-		session_close(s, "421 4.3.2 %s Too many sessions, try again later", host);
-	else if (has_reason(s, REASON_TOO_MANY_CLIENT_SESSIONS))
-		session_close(s, "421 4.7.0 %s Too many sessions from your address", host);
-	else if (has_reason(s, REASON_LOAD_SHED) || has_reason(s, REASON_BACKEND_DOWN))
-		session_close(s, "421 4.3.2 %s Service busy, try again later", host);
-	else if (s->verdict == VERDICT_REJECT && has_reason(s, REASON_DNSBL))
-		session_close(s, "554 5.7.1 %s Service unavailable; client [%s] listed by DNSBL", host, s->client_text);
-	else if (s->verdict == VERDICT_REJECT)
-		session_close(s, "554 5.7.1 %s Service unavailable; client [%s] blocked", host, s->client_text);
-	else if (s->config->tarpit_delay > 0)
-		session_stutter(s, "421 4.7.0 %s Service temporarily unavailable, try again later", host);
+	/* The format is one of verdict.c's refusal texts: host name, then client address. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	if (tarpit_able && s->config->tarpit_delay > 0)
+		session_stutter(s, text, s->config->hostname, s->client_text);
 	else
-		session_close(s, "421 4.7.0 %s Service temporarily unavailable, try again later", host);
+		session_close(s, text, s->config->hostname, s->client_text);
+#pragma GCC diagnostic pop
 }
 
 /* session_finish_banner - the last banner line; whatever the client sent before it was pregreet. */
@@ -369,7 +359,7 @@ session_dns_done(struct session *s)
 	if (s->state != SESSION_RESOLVING)
 		return;
 	evtimer_del(s->timer);
-	if (!session_greet(s, verdict_at_greeting(s)))
+	if (!session_greet(s, session_policy_greeting(s)))
 		session_start_banner(s, false);
 }
 
@@ -446,7 +436,7 @@ session_accept(int fd, const struct sockaddr *peer, enum tier_role tier)
 	}
 
 	/* Trusted clients are fast-tracked here: no DNS, no greet wait. */
-	if (session_greet(s, verdict_at_connect(s)))
+	if (session_greet(s, session_policy_connect(s)))
 		return;
 	/* Nothing is sent until DNS has answered: a 421 must be the whole greeting, not "220-" then "421". */
 	session_enter_state(s, SESSION_RESOLVING);

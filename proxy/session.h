@@ -9,6 +9,7 @@
 #include "config.h"
 #include "data_reader.h"
 #include "dns.h"
+#include "facts.h"
 #include "netaddr.h"
 #include "outq.h"
 #include "reply_parser.h"
@@ -75,13 +76,6 @@ struct session_dns {
 	char			 dnsbl_listed[256];
 };
 
-/* What the session saw the client do; the checks read these. */
-struct session_observations {
-	size_t	pregreet_bytes;		/* sent before the last banner line */
-	bool	non_smtp_command;	/* HTTP verb, header line, ... */
-	bool	pipelined_before_ehlo;
-};
-
 /* Bounds for the client leg. */
 #define SESSION_INPUT_HIGH	(64 * 1024)	/* stop reading the socket above this */
 #define SESSION_OUTPUT_HIGH	(64 * 1024)	/* stop executing commands while the client does not read */
@@ -124,7 +118,7 @@ struct session {
 	uint64_t		 bytes;
 	unsigned		 errors;
 
-	struct session_observations obs;
+	struct client_observations obs;	/* what the client did, for the checks */
 	struct session_dns	 dns;
 	struct db_lookup	*db_lookup;	/* shared history read in flight, or NULL */
 	char			 current_rcpt[SMTP_PATH_MAX + 1];	/* for the recipient checks */
@@ -171,6 +165,21 @@ const char *session_state_name(enum session_state st);
 
 /* session_starttls - the STARTTLS command was accepted: drop what was pipelined, 220, handshake. */
 void	session_starttls(struct session *s);
+
+/*
+ * Policy (session_policy.c): the session's facts go to the verdict, and its
+ * decision (verdict, reasons, history effects) is applied here; each
+ * returns what the session does next.
+ */
+enum verdict_action	session_policy_connect(struct session *s);
+enum verdict_action	session_policy_greeting(struct session *s);
+enum verdict_action	session_policy_command(struct session *s);
+enum verdict_action	session_policy_mail(struct session *s);
+enum verdict_action	session_policy_rcpt(struct session *s);
+/* session_policy_violation - a hard protocol rule broken (pipelining after DATA, bare LF). */
+void			session_policy_violation(struct session *s, enum reason r);
+/* session_policy_refusal - the printf format (host, client) of the greeting refusal the verdict chose. */
+const char		*session_policy_refusal(const struct session *s, bool *tarpit_able);
 
 /* Commands (session_cmd.c). */
 void	session_execute_command(struct session *s, char *line, size_t len, bool more_input);

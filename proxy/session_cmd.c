@@ -119,7 +119,7 @@ drop_pipelined_data(struct session *s, size_t pending)
 	evbuffer_drain(in, evbuffer_get_length(in));
 	log_info("session %010llx: %zu bytes sent after a refused DATA; none executed", (unsigned long long)s->id,
 	    pending);
-	verdict_hard_failure(s, REASON_PIPELINING);
+	session_policy_violation(s, REASON_PIPELINING);
 	session_close(s, "554 5.5.0 %s Error: SMTP protocol synchronization (data after a refused DATA), closing connection",
 	    s->config->hostname);
 }
@@ -197,7 +197,7 @@ session_execute_command(struct session *s, char *line, size_t len, bool more_inp
 	if (cmd == NULL) {
 		if (non_smtp_line(line))
 			s->obs.non_smtp_command = true;
-		if (verdict_at_command(s) == ACTION_REJECT) {
+		if (session_policy_command(s) == ACTION_REJECT) {
 			session_close(s, "521 5.7.0 non-SMTP command, closing connection");
 			return;
 		}
@@ -361,7 +361,7 @@ cmd_mail(struct session *s, const char *arg)
 	s->mail_params = params;
 	snprintf(s->log_from, sizeof(s->log_from), "%s", path.address);
 
-	switch (verdict_at_mail(s)) {
+	switch (session_policy_mail(s)) {
 	case ACTION_RELAY:
 		break;
 	case ACTION_TEMPFAIL:
@@ -414,7 +414,7 @@ cmd_rcpt(struct session *s, const char *arg)
 	if (s->first_rcpt[0] == '\0')
 		snprintf(s->first_rcpt, sizeof(s->first_rcpt), "%s", path.address);
 	snprintf(s->current_rcpt, sizeof(s->current_rcpt), "%s", path.address);
-	if (verdict_at_rcpt(s) == ACTION_REJECT) {
+	if (session_policy_rcpt(s) == ACTION_REJECT) {
 		session_close(s, "554 5.7.1 %s Service unavailable; client [%s] blocked", s->config->hostname,
 		    s->client_text);
 		return;

@@ -93,7 +93,7 @@ session_data_input(struct session *s)
 	if (st == DATA_BAD_NEWLINE) {
 		abort_backend_transaction(s);
 		s->bytes += s->data.bytes;
-		verdict_hard_failure(s, REASON_BARE_LF);
+		session_policy_violation(s, REASON_BARE_LF);
 		session_close(s, "521 5.5.2 %s Bare CR, LF or NUL in message data, closing connection",
 		    s->config->hostname);
 		return;

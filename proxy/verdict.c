@@ -1,16 +1,17 @@
 /*
- * verdict.c - from tier role, listings and check results to relay,
- * tempfail or reject. Behaviour checks plug in as a file in checks/ and a
- * row in check_table; the DNS, history and database inputs of later work
- * join here the same way.
+ * verdict.c - the tier rules: from a client's facts (tier role, listings,
+ * DNS, observations, history) to relay, tempfail or reject, the reasons,
+ * the history effects and the refusal text. Pure: it reads only the facts
+ * and writes only the decision, so the session engine applies it and the
+ * unit tests drive it from tables. Behaviour checks plug in as a file in
+ * checks/ and a row in check_table.
  */
 #include "verdict.h"
 
+#include <string.h>
+
 #include "checks/check.h"
-#include "daemon.h"
-#include "db.h"
-#include "history.h"
-#include "session.h"
+#include "facts.h"
 
 static const char *const reason_names[REASON_COUNT] = {
 	[REASON_ALLOWLIST] = "allowlist",
@@ -68,6 +69,18 @@ static const struct check *const check_table[] = {
 	&check_trap_recipient,
 };
 
+/* The greeting refusals, each a format taking the host name and the client address. */
+static const char *const refusal_texts[REFUSE_COUNT] = {
+	[REFUSE_TEMPFAIL] = "421 4.7.0 %s Service temporarily unavailable, try again later",
+	[REFUSE_BAIT] = "421 4.7.0 %s Service not available, try a lower MX",
+	[REFUSE_TOO_MANY_SESSIONS] = "421 4.3.2 %s Too many sessions, try again later",
+	[REFUSE_TOO_MANY_CLIENT_SESSIONS] = "421 4.7.0 %s Too many sessions from your address",
+	[REFUSE_BUSY] = "421 4.3.2 %s Service busy, try again later",
+	[REFUSE_HELD] = "421 4.7.1 %s Client [%s] temporarily blocked, try again later",
+	[REFUSE_DNSBL] = "554 5.7.1 %s Service unavailable; client [%s] listed by DNSBL",
+	[REFUSE_BLOCKED] = "554 5.7.1 %s Service unavailable; client [%s] blocked",
+};
+
 const char *
 reason_name(enum reason r)
 {
@@ -79,6 +92,14 @@ verdict_name(enum verdict v)
 {
 	return (unsigned)v < VERDICT_COUNT ? verdict_names[v] : "?";
 }
+
+const char *
+verdict_refusal_text(enum refusal r)
+{
+	return (unsigned)r < REFUSE_COUNT ? refusal_texts[r] : refusal_texts[REFUSE_TEMPFAIL];
+}
+
+#define BIT(r) (UINT64_C(1) << (r))
 
 static enum verdict_action
 action_for(enum verdict v)
@@ -95,14 +116,40 @@ action_for(enum verdict v)
 	}
 }
 
+/* decide - set the decision's verdict and one reason (REASON_COUNT: none); returns the action. */
+static enum verdict_action
+decide(struct decision *d, enum verdict v, enum reason r)
+{
+	d->verdict = v;
+	if (r < REASON_COUNT)
+		d->reasons |= BIT(r);
+	return action_for(v);
+}
+
+static void
+decision_clear(struct decision *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->verdict = VERDICT_NONE;
+	d->block_reason = REASON_COUNT;
+}
+
+static void
+block(struct decision *d, enum reason why)
+{
+	d->effects |= EFFECT_BLOCK;
+	d->block_reason = why;
+}
+
 /*
- * run_checks - run the checks of one stage; every reason is recorded, the
- * worst result returned. fail_only: the client earned trust (retried,
- * passed, good reputation, DNSWL) that lifts the suspicions, so only the
- * hard failures (pregreet, pipelining, non-SMTP, trap) count and are noted.
+ * run_checks - run the checks of one stage; every reason goes into the
+ * decision, the worst result is returned. fail_only: the client earned
+ * trust (retried, passed, good reputation, DNSWL) that lifts the
+ * suspicions, so only the hard failures (pregreet, pipelining, non-SMTP,
+ * trap) count and are noted.
  */
 static enum check_result
-run_checks_of(struct session *s, enum check_stage stage, bool fail_only)
+run_checks(const struct client_facts *f, enum check_stage stage, bool fail_only, struct decision *d)
 {
 	enum check_result worst = CHECK_PASS;
 
@@ -113,50 +160,37 @@ run_checks_of(struct session *s, enum check_stage stage, bool fail_only)
 
 		if (c->stage != stage)
 			continue;
-		r = c->run(s, &reason);
+		r = c->run(f, &reason);
 		if (r == CHECK_PASS || (fail_only && r != CHECK_FAIL))
 			continue;
 		if (reason < REASON_COUNT)
-			session_add_reason(s, reason);
+			d->reasons |= BIT(reason);
 		if (r > worst)
 			worst = r;
 	}
 	return worst;
 }
 
-static enum check_result
-run_checks(struct session *s, enum check_stage stage)
-{
-	return run_checks_of(s, stage, false);
-}
-
 /*
- * pool_name - the client's forward-confirmed name proves a mail pool: it
- * does not look dynamic and the address is in no dynamic range. Only such
- * a name earns a domain-wide pass, and only then do its /24 (or /64) and
- * domain siblings' pending retries count for it: one host of an ISP's
- * access pool that retried must not wave the whole ISP through.
+ * verdict_pool_name - the client's forward-confirmed name proves a mail
+ * pool: it does not look dynamic and the address is in no dynamic range.
+ * Only such a name earns a domain-wide pass, and only then do its /24 (or
+ * /64) and domain siblings' pending retries count for it: one host of an
+ * ISP's access pool that retried must not wave the whole ISP through.
  */
-static bool
-pool_name(const struct session *s)
+bool
+verdict_pool_name(const struct client_facts *f)
 {
 	enum reason unused;
 
-	return s->dns.fcrdns && s->dns.domain[0] && check_dynamic_rdns.run(s, &unused) == CHECK_PASS &&
-	    check_dynamic_range.run(s, &unused) == CHECK_PASS;
-}
-
-static void
-history_client_of(const struct session *s, struct history_client *hc)
-{
-	hc->addr = s->client;
-	hc->domain = pool_name(s) ? s->dns.domain : NULL;
+	return f->dns.fcrdns && f->dns.domain && f->dns.domain[0] && check_dynamic_rdns.run(f, &unused) == CHECK_PASS &&
+	    check_dynamic_range.run(f, &unused) == CHECK_PASS;
 }
 
 static bool
-allowlisted(const struct session *s)
+allowlisted(const struct client_facts *f)
 {
-	return (s->reasons & (UINT64_C(1) << REASON_ALLOWLIST)) != 0;
+	return facts_has_reason(f, REASON_ALLOWLIST);
 }
 
 /*
@@ -171,62 +205,40 @@ behaviour_block(enum reason why)
 	return why == REASON_BAIT_FIRST_CONTACT || why == REASON_HIT_AND_RUN || why == REASON_TRAP_RECIPIENT;
 }
 
-/* lower_tiers_healthy - in one appliance the primary's health is ours: not shedding, backend up. */
-static bool
-lower_tiers_healthy(void)
-{
-	return !mxd->shedding && mxd->backend_up;
-}
-
 enum verdict_action
-verdict_at_connect(struct session *s)
+verdict_at_connect(const struct client_facts *f, struct decision *d)
 {
-	const struct config *c = s->config;
-	struct history_client hc = { .addr = s->client, .domain = NULL };
-	enum reason why;
-	int listing = db_listing(&s->client);
+	const struct config *c = f->config;
 
+	decision_clear(d);
 	/* A blocked client is refused at every tier, the bait included: no re-offending while blocked. */
-	if (history_blocked(&hc, &why)) {
-		if (behaviour_block(why)) {
-			session_set_verdict(s, VERDICT_TEMPFAIL, why);
-			return ACTION_TEMPFAIL;
-		}
-		session_set_verdict(s, VERDICT_REJECT, why);
-		return ACTION_REJECT;
-	}
-	if (listing > 0) {
-		session_set_verdict(s, VERDICT_REJECT, REASON_MANUAL);
-		return ACTION_REJECT;
-	}
+	if (f->history.blocked)
+		return decide(d, behaviour_block(f->history.block_reason) ? VERDICT_TEMPFAIL : VERDICT_REJECT,
+		    f->history.block_reason);
+	if (f->listing > 0)
+		return decide(d, VERDICT_REJECT, REASON_MANUAL);
 	/* Otherwise the bait answers 4xx whatever is true; it decides about blocks once DNS has answered. */
-	if (s->tier == TIER_BAIT)
+	if (f->tier == TIER_BAIT)
 		return ACTION_CONTINUE;
-	if (cidr_list_contains(&c->allow_networks, &s->client) || listing < 0) {
-		session_set_verdict(s, VERDICT_RELAY, REASON_ALLOWLIST);
-		return ACTION_RELAY;
-	}
-	if (cidr_list_contains(&c->block_networks, &s->client)) {
-		session_set_verdict(s, VERDICT_REJECT, REASON_BLOCKLIST);
-		return ACTION_REJECT;
-	}
-	if (history_passed(&hc)) {
-		history_record_contact(&hc, s->tier);
-		session_set_verdict(s, VERDICT_RELAY, REASON_PASSED);
-		return ACTION_RELAY;
+	/* The operator's trust: allow_networks, an allow listing in the database or by mxtierctl. */
+	if (cidr_list_contains(&c->allow_networks, &f->client) || f->listing < 0 || f->history.allowed)
+		return decide(d, VERDICT_RELAY, REASON_ALLOWLIST);
+	if (cidr_list_contains(&c->block_networks, &f->client))
+		return decide(d, VERDICT_REJECT, REASON_BLOCKLIST);
+	if (f->history.passed) {
+		d->effects |= EFFECT_RECORD_CONTACT;
+		return decide(d, VERDICT_RELAY, REASON_PASSED);
 	}
 	/* The shared reputation (database): the well-reputed are fast-tracked; the ill-reputed are suspects (checks/reputation.c). */
-	if (db_reputation(&s->client) > 0) {
-		history_record_contact(&hc, s->tier);
-		session_set_verdict(s, VERDICT_RELAY, REASON_REPUTATION_GOOD);
-		return ACTION_RELAY;
+	if (f->reputation > 0) {
+		d->effects |= EFFECT_RECORD_CONTACT;
+		return decide(d, VERDICT_RELAY, REASON_REPUTATION_GOOD);
 	}
 	/* Load shedding is the primary's alone: the secondary is where real MTAs go next. */
-	if (s->tier == TIER_PRIMARY && mxd->shedding) {
+	if (f->tier == TIER_PRIMARY && f->shedding) {
 		/* Remembered all the same: it came down the MX list, the bait must not block it. */
-		history_record_contact(&hc, s->tier);
-		session_set_verdict(s, VERDICT_TEMPFAIL, mxd->shed_reason);
-		return ACTION_TEMPFAIL;
+		d->effects |= EFFECT_RECORD_CONTACT;
+		return decide(d, VERDICT_TEMPFAIL, f->shed_reason);
 	}
 	return ACTION_CONTINUE;
 }
@@ -239,16 +251,15 @@ verdict_at_connect(struct session *s)
  * is deferred without a pending retry: it must come down the MX list.
  */
 static enum verdict_action
-suspect_rules(struct session *s, const struct history_client *hc, bool at_greeting)
+suspect_rules(const struct client_facts *f, bool at_greeting, struct decision *d)
 {
-	const struct config *c = s->config;
-	int64_t age = history_pending_age(hc);
-	bool retried = s->tier == TIER_PRIMARY ? age >= c->retry_min_delay : age >= 0;
+	const struct config *c = f->config;
+	int64_t age = f->history.pending_age;
+	bool retried = f->tier == TIER_PRIMARY ? age >= c->retry_min_delay : age >= 0;
 
 	if (retried) {
-		history_grant_pass(hc);
-		session_set_verdict(s, VERDICT_RELAY, REASON_RETRIED);
-		return ACTION_RELAY;
+		d->effects |= EFFECT_GRANT_PASS;
+		return decide(d, VERDICT_RELAY, REASON_RETRIED);
 	}
 	/*
 	 * With a healthy primary, a suspect at the secondary without a pending
@@ -256,12 +267,12 @@ suspect_rules(struct session *s, const struct history_client *hc, bool at_greeti
 	 * that a later contact could take for a retry. Only a primary deferral
 	 * (or a secondary standing in for an unhealthy primary) creates one.
 	 */
-	if (s->tier == TIER_SECONDARY && lower_tiers_healthy()) {
-		session_set_verdict(s, VERDICT_TEMPFAIL, REASON_SKIPPED_PRIMARY);
+	if (f->tier == TIER_SECONDARY && f->lower_tiers_healthy) {
+		decide(d, VERDICT_TEMPFAIL, REASON_SKIPPED_PRIMARY);
 	} else {
 		/* The primary, or a secondary standing in for an unhealthy one. */
-		history_set_pending(hc);
-		session_set_verdict(s, VERDICT_TEMPFAIL, REASON_COUNT);
+		d->effects |= EFFECT_SET_PENDING;
+		decide(d, VERDICT_TEMPFAIL, REASON_COUNT);
 	}
 	/* With tempfail_stage = rcpt the banner is friendly and every RCPT gets the 4xx. */
 	if (at_greeting && c->tempfail_stage == TEMPFAIL_AT_RCPT)
@@ -270,41 +281,34 @@ suspect_rules(struct session *s, const struct history_client *hc, bool at_greeti
 }
 
 enum verdict_action
-verdict_at_greeting(struct session *s)
+verdict_at_greeting(const struct client_facts *f, struct decision *d)
 {
-	struct history_client hc;
+	const struct config *c = f->config;
 
-	if (s->verdict != VERDICT_NONE)
-		return action_for(s->verdict);
-	history_client_of(s, &hc);
-	if (s->tier == TIER_BAIT) {
+	decision_clear(d);
+	if (f->verdict != VERDICT_NONE)
+		return action_for(f->verdict);
+	d->effects |= EFFECT_RECORD_CONTACT;
+	if (f->tier == TIER_BAIT) {
 		/* First contact at MX 30 while MX 10 and 20 were there to take it: a back door. */
-		if (!history_lower_tier_contact(&hc, s->config->bait_window) && lower_tiers_healthy() &&
-		    !history_passed(&hc) && !cidr_list_contains(&s->config->allow_networks, &s->client)) {
-			history_block(&hc, REASON_BAIT_FIRST_CONTACT);
-			session_add_reason(s, REASON_BAIT_FIRST_CONTACT);
+		if (!f->history.lower_tier_contact && f->lower_tiers_healthy && !f->history.passed &&
+		    !cidr_list_contains(&c->allow_networks, &f->client)) {
+			block(d, REASON_BAIT_FIRST_CONTACT);
+			d->reasons |= BIT(REASON_BAIT_FIRST_CONTACT);
 		}
-		history_record_contact(&hc, TIER_BAIT);
-		session_set_verdict(s, VERDICT_TEMPFAIL, REASON_BAIT);
-		return ACTION_TEMPFAIL;
+		return decide(d, VERDICT_TEMPFAIL, REASON_BAIT);
 	}
-	history_record_contact(&hc, s->tier);
-	if (history_passed(&hc)) {
-		session_set_verdict(s, VERDICT_RELAY, REASON_PASSED);
-		return ACTION_RELAY;
-	}
-	if (dnsbl_allowlisted(s)) {
-		session_set_verdict(s, VERDICT_RELAY, REASON_DNSWL);
-		return ACTION_RELAY;
-	}
-	switch (run_checks(s, CHECK_AT_GREETING)) {
+	if (f->history.passed)
+		return decide(d, VERDICT_RELAY, REASON_PASSED);
+	if (dnsbl_allowlisted(f))
+		return decide(d, VERDICT_RELAY, REASON_DNSWL);
+	switch (run_checks(f, CHECK_AT_GREETING, false, d)) {
 	case CHECK_FAIL:
-		if (s->reasons & (UINT64_C(1) << REASON_DNSBL))
-			history_block(&hc, REASON_DNSBL);
-		session_set_verdict(s, VERDICT_REJECT, REASON_COUNT);
-		return ACTION_REJECT;
+		if (d->reasons & BIT(REASON_DNSBL))
+			block(d, REASON_DNSBL);
+		return decide(d, VERDICT_REJECT, REASON_COUNT);
 	case CHECK_SUSPECT:
-		return suspect_rules(s, &hc, true);
+		return suspect_rules(f, true, d);
 	case CHECK_PASS:
 		break;
 	}
@@ -312,67 +316,89 @@ verdict_at_greeting(struct session *s)
 }
 
 void
-verdict_hard_failure(struct session *s, enum reason r)
+verdict_hard_failure(const struct client_facts *f, enum reason r, struct decision *d)
 {
-	const uint64_t earned = (UINT64_C(1) << REASON_RETRIED) | (UINT64_C(1) << REASON_PASSED);
-	struct history_client hc;
+	decision_clear(d);
+	decide(d, VERDICT_REJECT, r);
+	if (f->reasons & (BIT(REASON_RETRIED) | BIT(REASON_PASSED)))
+		d->effects |= EFFECT_REVOKE_PASS;
+}
 
-	session_set_verdict(s, VERDICT_REJECT, r);
-	if (s->reasons & earned) {
-		history_client_of(s, &hc);
-		history_revoke_pass(&hc);
-	}
+/* hard_failure - a check stage failed hard: like verdict_hard_failure, keeping the checks' reasons. */
+static enum verdict_action
+hard_failure(const struct client_facts *f, struct decision *d)
+{
+	uint64_t reasons = d->reasons;
+
+	verdict_hard_failure(f, REASON_COUNT, d);
+	d->reasons |= reasons;
+	return ACTION_REJECT;
 }
 
 enum verdict_action
-verdict_at_command(struct session *s)
+verdict_at_command(const struct client_facts *f, struct decision *d)
 {
+	decision_clear(d);
 	/* Hard protocol checks hold for every client but the operator's own networks. */
-	if (allowlisted(s))
+	if (allowlisted(f))
 		return ACTION_CONTINUE;
-	if (run_checks(s, CHECK_AT_COMMAND) == CHECK_FAIL) {
-		verdict_hard_failure(s, REASON_COUNT);
-		return ACTION_REJECT;
-	}
+	if (run_checks(f, CHECK_AT_COMMAND, false, d) == CHECK_FAIL)
+		return hard_failure(f, d);
 	return ACTION_CONTINUE;
 }
 
 enum verdict_action
-verdict_at_mail(struct session *s)
+verdict_at_mail(const struct client_facts *f, struct decision *d)
 {
-	struct history_client hc;
-
+	decision_clear(d);
 	/* Trust earned by retrying (or reputation) lifts suspicions, not the protocol checks. */
-	if (s->verdict == VERDICT_RELAY && !allowlisted(s) && run_checks_of(s, CHECK_AT_MAIL, true) == CHECK_FAIL)
-		verdict_hard_failure(s, REASON_COUNT);
-	if (s->verdict != VERDICT_NONE)
-		return action_for(s->verdict);
-	history_client_of(s, &hc);
-	switch (run_checks(s, CHECK_AT_MAIL)) {
+	if (f->verdict == VERDICT_RELAY && !allowlisted(f) && run_checks(f, CHECK_AT_MAIL, true, d) == CHECK_FAIL)
+		return hard_failure(f, d);
+	if (f->verdict != VERDICT_NONE)
+		return action_for(f->verdict);
+	switch (run_checks(f, CHECK_AT_MAIL, false, d)) {
 	case CHECK_FAIL:
-		s->verdict = VERDICT_REJECT;
-		break;
+		return decide(d, VERDICT_REJECT, REASON_COUNT);
 	case CHECK_SUSPECT:
-		return suspect_rules(s, &hc, false);
+		return suspect_rules(f, false, d);
 	case CHECK_PASS:
-		s->verdict = VERDICT_RELAY;
 		break;
 	}
-	return action_for(s->verdict);
+	return decide(d, VERDICT_RELAY, REASON_COUNT);
 }
 
 enum verdict_action
-verdict_at_rcpt(struct session *s)
+verdict_at_rcpt(const struct client_facts *f, struct decision *d)
 {
-	struct history_client hc;
+	decision_clear(d);
+	if (allowlisted(f))
+		return ACTION_CONTINUE;
+	if (run_checks(f, CHECK_AT_RCPT, false, d) != CHECK_FAIL)
+		return ACTION_CONTINUE;
+	if (d->reasons & BIT(REASON_TRAP_RECIPIENT))
+		block(d, REASON_TRAP_RECIPIENT);
+	return decide(d, VERDICT_REJECT, REASON_COUNT);
+}
 
-	if (allowlisted(s))
-		return ACTION_CONTINUE;
-	if (run_checks(s, CHECK_AT_RCPT) != CHECK_FAIL)
-		return ACTION_CONTINUE;
-	history_client_of(s, &hc);
-	if (s->reasons & (UINT64_C(1) << REASON_TRAP_RECIPIENT))
-		history_block(&hc, REASON_TRAP_RECIPIENT);
-	session_set_verdict(s, VERDICT_REJECT, REASON_COUNT);
-	return ACTION_REJECT;
+/* verdict_refusal - the refusal for a greeting verdict, in one priority order. */
+enum refusal
+verdict_refusal(const struct client_facts *f)
+{
+	if (f->verdict == VERDICT_TEMPFAIL && !facts_has_reason(f, REASON_BAIT) &&
+	    (facts_has_reason(f, REASON_BAIT_FIRST_CONTACT) || facts_has_reason(f, REASON_HIT_AND_RUN) ||
+	    facts_has_reason(f, REASON_TRAP_RECIPIENT)))
+		return REFUSE_HELD;
+	if (facts_has_reason(f, REASON_BAIT))
+		return REFUSE_BAIT;
+	if (facts_has_reason(f, REASON_TOO_MANY_SESSIONS))
+		return REFUSE_TOO_MANY_SESSIONS;
+	if (facts_has_reason(f, REASON_TOO_MANY_CLIENT_SESSIONS))
+		return REFUSE_TOO_MANY_CLIENT_SESSIONS;
+	if (facts_has_reason(f, REASON_LOAD_SHED) || facts_has_reason(f, REASON_BACKEND_DOWN))
+		return REFUSE_BUSY;
+	if (f->verdict == VERDICT_REJECT && facts_has_reason(f, REASON_DNSBL))
+		return REFUSE_DNSBL;
+	if (f->verdict == VERDICT_REJECT)
+		return REFUSE_BLOCKED;
+	return REFUSE_TEMPFAIL;
 }

@@ -5,12 +5,13 @@
 
 #include "verdict.h"
 
-struct session;
+struct client_facts;
 
 /*
  * The shared vocabulary of behaviour checks: each file in proxy/checks/
  * defines one struct check, listed in verdict.c's table. A check only
- * reads the session's observations; it never replies to the client.
+ * reads the client's facts (facts.h); it never replies to the client and
+ * changes nothing.
  */
 enum check_result {
 	CHECK_PASS = 0,
@@ -28,7 +29,7 @@ enum check_stage {
 struct check {
 	const char		*name;
 	enum check_stage	 stage;
-	enum check_result	(*run)(const struct session *s, enum reason *reason);
+	enum check_result	(*run)(const struct client_facts *f, enum reason *reason);
 };
 
 extern const struct check check_pregreet;
@@ -44,7 +45,7 @@ extern const struct check check_trap_recipient;
 extern const struct check check_reputation;
 
 /* A net negative DNSBL score: listed by allow-lists. */
-bool dnsbl_allowlisted(const struct session *s);
+bool dnsbl_allowlisted(const struct client_facts *f);
 
 /* Used by the command reader to record what non_smtp judges. */
 bool non_smtp_line(const char *verb);

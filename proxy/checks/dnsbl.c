@@ -6,27 +6,27 @@
  * that did not answer in time leaves the score unknown, never clean.
  */
 #include "checks/check.h"
-#include "session.h"
+#include "facts.h"
 
 bool
-dnsbl_allowlisted(const struct session *s)
+dnsbl_allowlisted(const struct client_facts *f)
 {
-	return s->config->dns_checks && s->dns.dnsbl_score < 0;
+	return f->config->dns_checks && f->dns.dnsbl_score < 0;
 }
 
 static enum check_result
-dnsbl_run(const struct session *s, enum reason *reason)
+dnsbl_run(const struct client_facts *f, enum reason *reason)
 {
-	const struct config *c = s->config;
+	const struct config *c = f->config;
 
 	if (!c->dns_checks || c->dnsbl_sites.count == 0)
 		return CHECK_PASS;
 	*reason = REASON_DNSBL;
-	if (s->dns.dnsbl_score >= c->dnsbl_reject_score)
+	if (f->dns.dnsbl_score >= c->dnsbl_reject_score)
 		return CHECK_FAIL;
-	if (s->dns.dnsbl_score >= c->dnsbl_suspect_score)
+	if (f->dns.dnsbl_score >= c->dnsbl_suspect_score)
 		return CHECK_SUSPECT;
-	if (s->dns.dnsbl_unknown && s->dns.dnsbl_score >= 0) {
+	if (f->dns.dnsbl_unknown && f->dns.dnsbl_score >= 0) {
 		*reason = REASON_DNS_UNKNOWN;
 		return CHECK_SUSPECT;
 	}

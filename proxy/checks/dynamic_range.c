@@ -4,12 +4,12 @@
  * published access pools.
  */
 #include "checks/check.h"
-#include "session.h"
+#include "facts.h"
 
 static enum check_result
-dynamic_range_run(const struct session *s, enum reason *reason)
+dynamic_range_run(const struct client_facts *f, enum reason *reason)
 {
-	if (!cidr_list_contains(&s->config->dynamic_ranges.list, &s->client))
+	if (!cidr_list_contains(&f->config->dynamic_ranges.list, &f->client))
 		return CHECK_PASS;
 	*reason = REASON_DYNAMIC_RANGE;
 	return CHECK_SUSPECT;

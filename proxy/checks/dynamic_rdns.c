@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "checks/check.h"
-#include "session.h"
+#include "facts.h"
 
 /* Access-line words as whole labels or label parts followed by digits or a dash. */
 static const char builtin_pattern[] =
@@ -42,13 +42,13 @@ name_has_octets(const struct netaddr *a, const char *name)
 }
 
 static enum check_result
-dynamic_rdns_run(const struct session *s, enum reason *reason)
+dynamic_rdns_run(const struct client_facts *f, enum reason *reason)
 {
-	const struct pattern_list *ops = &s->config->dynamic_rdns_patterns;
+	const struct pattern_list *ops = &f->config->dynamic_rdns_patterns;
 	const regex_t *re = ops->regexes;
-	const char *name = s->dns.ptr_name;
+	const char *name = f->dns.ptr_name;
 
-	if (!s->config->dns_checks || s->dns.ptr_status != DNS_FOUND)
+	if (!f->config->dns_checks || f->dns.ptr_status != DNS_FOUND)
 		return CHECK_PASS;
 	if (!builtin_ready) {
 		builtin_ready = regcomp(&builtin_regex, builtin_pattern, REG_EXTENDED | REG_ICASE | REG_NOSUB) == 0;
@@ -56,7 +56,7 @@ dynamic_rdns_run(const struct session *s, enum reason *reason)
 			return CHECK_PASS;
 	}
 	*reason = REASON_DYNAMIC_RDNS;
-	if (name_has_octets(&s->client, name) || regexec(&builtin_regex, name, 0, NULL, 0) == 0)
+	if (name_has_octets(&f->client, name) || regexec(&builtin_regex, name, 0, NULL, 0) == 0)
 		return CHECK_SUSPECT;
 	for (size_t i = 0; i < ops->count; i++)
 		if (regexec(&re[i], name, 0, NULL, 0) == 0)

@@ -7,7 +7,7 @@
 #include <strings.h>
 
 #include "checks/check.h"
-#include "session.h"
+#include "facts.h"
 
 /* helo_is_hostname - LDH labels of 1..63 characters ("_" tolerated: it is common and harmless). */
 static bool
@@ -52,19 +52,19 @@ helo_literal(const char *h, struct netaddr *out)
 }
 
 static enum check_result
-helo_invalid_run(const struct session *s, enum reason *reason)
+helo_invalid_run(const struct client_facts *f, enum reason *reason)
 {
-	const struct config *c = s->config;
+	const struct config *c = f->config;
 	struct netaddr a;
 
 	*reason = REASON_HELO_INVALID;
-	if (netaddr_parse(s->helo, &a) == 0)
+	if (netaddr_parse(f->helo, &a) == 0)
 		return CHECK_SUSPECT;		/* bare address, no brackets */
-	if (helo_literal(s->helo, &a) == 0) {
+	if (helo_literal(f->helo, &a) == 0) {
 		netaddr_normalize(&a);
 		return config_tier_of(c, &a) >= 0 ? CHECK_SUSPECT : CHECK_PASS;
 	}
-	if (!helo_is_hostname(s->helo) || strcasecmp(s->helo, c->hostname) == 0)
+	if (!helo_is_hostname(f->helo) || strcasecmp(f->helo, c->hostname) == 0)
 		return CHECK_SUSPECT;
 	return CHECK_PASS;
 }

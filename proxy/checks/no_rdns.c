@@ -4,14 +4,14 @@
  * that timed out is "unknown", which is not clean either.
  */
 #include "checks/check.h"
-#include "session.h"
+#include "facts.h"
 
 static enum check_result
-no_rdns_run(const struct session *s, enum reason *reason)
+no_rdns_run(const struct client_facts *f, enum reason *reason)
 {
-	if (!s->config->dns_checks || s->dns.ptr_status == DNS_FOUND)
+	if (!f->config->dns_checks || f->dns.ptr_status == DNS_FOUND)
 		return CHECK_PASS;
-	*reason = s->dns.ptr_status == DNS_NONE ? REASON_NO_RDNS : REASON_DNS_UNKNOWN;
+	*reason = f->dns.ptr_status == DNS_NONE ? REASON_NO_RDNS : REASON_DNS_UNKNOWN;
 	return CHECK_SUSPECT;
 }
 

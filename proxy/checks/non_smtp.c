@@ -8,7 +8,7 @@
 #include <strings.h>
 
 #include "checks/check.h"
-#include "session.h"
+#include "facts.h"
 
 static const char *const non_smtp_verbs[] = {
 	"GET", "POST", "HEAD", "PUT", "CONNECT", "OPTIONS", "DELETE", "PATCH", "TRACE", "USER", "PASS", NULL
@@ -28,9 +28,9 @@ non_smtp_line(const char *line)
 }
 
 static enum check_result
-non_smtp_run(const struct session *s, enum reason *reason)
+non_smtp_run(const struct client_facts *f, enum reason *reason)
 {
-	if (!s->obs.non_smtp_command)
+	if (!f->obs.non_smtp_command)
 		return CHECK_PASS;
 	*reason = REASON_NON_SMTP;
 	return CHECK_FAIL;

@@ -4,12 +4,12 @@
  * transaction at once; MTAs that said HELO wait for each reply.
  */
 #include "checks/check.h"
-#include "session.h"
+#include "facts.h"
 
 static enum check_result
-pipelining_run(const struct session *s, enum reason *reason)
+pipelining_run(const struct client_facts *f, enum reason *reason)
 {
-	if (!s->obs.pipelined_before_ehlo)
+	if (!f->obs.pipelined_before_ehlo)
 		return CHECK_PASS;
 	*reason = REASON_PIPELINING;
 	return CHECK_FAIL;

@@ -4,12 +4,12 @@
  * that fire their commands blind do not.
  */
 #include "checks/check.h"
-#include "session.h"
+#include "facts.h"
 
 static enum check_result
-pregreet_run(const struct session *s, enum reason *reason)
+pregreet_run(const struct client_facts *f, enum reason *reason)
 {
-	if (s->obs.pregreet_bytes == 0)
+	if (f->obs.pregreet_bytes == 0)
 		return CHECK_PASS;
 	*reason = REASON_PREGREET;
 	return CHECK_FAIL;

@@ -4,14 +4,14 @@
  * claiming a big provider's name; only the provider can confirm it.
  */
 #include "checks/check.h"
-#include "session.h"
+#include "facts.h"
 
 static enum check_result
-rdns_mismatch_run(const struct session *s, enum reason *reason)
+rdns_mismatch_run(const struct client_facts *f, enum reason *reason)
 {
-	if (!s->config->dns_checks || s->dns.ptr_status != DNS_FOUND || s->dns.fcrdns)
+	if (!f->config->dns_checks || f->dns.ptr_status != DNS_FOUND || f->dns.fcrdns)
 		return CHECK_PASS;
-	*reason = s->dns.forward_status == DNS_UNKNOWN ? REASON_DNS_UNKNOWN : REASON_RDNS_MISMATCH;
+	*reason = f->dns.forward_status == DNS_UNKNOWN ? REASON_DNS_UNKNOWN : REASON_RDNS_MISMATCH;
 	return CHECK_SUSPECT;
 }
 

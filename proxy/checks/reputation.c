@@ -6,13 +6,12 @@
  * Refusing it outright would make one bad day a permanent ban.
  */
 #include "checks/check.h"
-#include "db.h"
-#include "session.h"
+#include "facts.h"
 
 static enum check_result
-reputation_run(const struct session *s, enum reason *reason)
+reputation_run(const struct client_facts *f, enum reason *reason)
 {
-	if (db_reputation(&s->client) >= 0)
+	if (f->reputation >= 0)
 		return CHECK_PASS;
 	*reason = REASON_REPUTATION_BAD;
 	return CHECK_SUSPECT;

@@ -7,13 +7,13 @@
 #include <strings.h>
 
 #include "checks/check.h"
-#include "session.h"
+#include "facts.h"
 
 static enum check_result
-trap_recipient_run(const struct session *s, enum reason *reason)
+trap_recipient_run(const struct client_facts *f, enum reason *reason)
 {
-	const struct string_list *traps = &s->config->trap_recipients;
-	const char *rcpt = s->current_rcpt, *at = strrchr(rcpt, '@');
+	const struct string_list *traps = &f->config->trap_recipients;
+	const char *rcpt = f->rcpt, *at = strrchr(rcpt, '@');
 
 	for (size_t i = 0; i < traps->count; i++) {
 		const char *t = traps->items[i];
