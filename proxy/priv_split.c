@@ -1,0 +1,124 @@
+/*
+ * priv_split.c - privilege separation starts here, in the process root
+ * started: is `user` an unprivileged account, and the fork into the
+ * privileged parent (priv_parent.c) and the SMTP engine (priv_engine.c),
+ * with the signals both handle held back until each has its handlers.
+ */
+#include "priv_internal.h"
+
+#include <errno.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+
+struct priv_state priv = { .channel_fd = -1, .fd_sock = -1 };
+
+static struct {
+	sigset_t	saved_mask;	/* the mask before the split held signals back */
+	bool		signals_blocked;
+} split;
+
+enum priv_role
+priv_role(void)
+{
+	return priv.role;
+}
+
+bool
+priv_split(void)
+{
+	return priv.role != PRIV_ROLE_SINGLE;
+}
+
+int
+priv_check_user(const struct config *c)
+{
+	struct passwd *pw;
+
+	if (geteuid() != 0 || c->user[0] == '\0')
+		return 0;
+	if ((pw = getpwnam(c->user)) == NULL) {
+		fprintf(stderr, "mxtierd: %s: user = %s: no such user; create it (packaging/install-deps does: "
+		    "useradd --system ...) or set \"user =\" to run the SMTP engine as root\n", c->path, c->user);
+		return -1;
+	}
+	if (pw->pw_uid == 0 || pw->pw_gid == 0) {
+		fprintf(stderr, "mxtierd: %s: user = %s: is root or in group root; name an unprivileged user or set \"user =\"\n",
+		    c->path, c->user);
+		return -1;
+	}
+	return 0;
+}
+
+/* The signals either process handles in its loop: held back across the fork. */
+static const int split_signals[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGCHLD };
+
+/* priv_signals_ready - the caller's handlers are in place: let the held signals in. */
+void
+priv_signals_ready(void)
+{
+	if (!split.signals_blocked)
+		return;
+	split.signals_blocked = false;
+	sigprocmask(SIG_SETMASK, &split.saved_mask, NULL);
+}
+
+enum priv_role
+priv_start(struct config *c)
+{
+	struct passwd *pw;
+	int chan[2], fds[2];
+	sigset_t blocked;
+	pid_t pid, parent;
+
+	if (geteuid() != 0 || c->user[0] == '\0') {
+		if (geteuid() == 0)
+			log_warn("privsep: off (user is empty): the SMTP engine runs as root");
+		priv.role = PRIV_ROLE_SINGLE;
+		return priv.role;
+	}
+	if (priv_check_user(c) == -1 || (pw = getpwnam(c->user)) == NULL)
+		exit(1);
+	priv.uid = pw->pw_uid;
+	priv.gid = pw->pw_gid;
+	snprintf(priv.user, sizeof(priv.user), "%s", c->user);
+	if (strstr(c->database, "password=") != NULL)
+		log_warn("privsep: database holds password=; prefer passfile= naming a file only root reads "
+		    "(the engine never gets the conninfo either way)");
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, chan) == -1 ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) == -1)
+		fatalx("privsep: socketpair: %s", strerror(errno));
+	/*
+	 * Signals wait (blocked) until each process has its handlers: the
+	 * engine may answer on a port before the parent's loop is set up, and
+	 * a SIGHUP then must not kill the parent by its default action.
+	 */
+	sigemptyset(&blocked);
+	for (size_t i = 0; i < sizeof(split_signals) / sizeof(split_signals[0]); i++)
+		sigaddset(&blocked, split_signals[i]);
+	sigprocmask(SIG_BLOCK, &blocked, &split.saved_mask);
+	split.signals_blocked = true;
+	parent = getpid();	/* before fork: getppid() in the child would already see a reaper if we died */
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid == -1)
+		fatalx("privsep: fork: %s", strerror(errno));
+	if (pid > 0) {
+		close(chan[1]);
+		close(fds[1]);
+		priv_parent_run(c, pid, chan[0], fds[0]);
+	}
+	close(chan[0]);
+	close(fds[0]);
+	priv_engine_begin(c, parent, chan[1], fds[1]);
+	/* From this frame, as the parser's stack lies below it. */
+	priv_scrub_stack();
+	return priv.role;
+}
