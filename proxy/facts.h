@@ -8,7 +8,7 @@
 #include "config.h"
 #include "dns_status.h"
 #include "netaddr.h"
-#include "verdict.h"
+#include "reason.h"
 
 /*
  * What the policy (checks and verdict) knows about one client at one

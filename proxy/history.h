@@ -6,7 +6,7 @@
 
 #include "config.h"
 #include "netaddr.h"
-#include "verdict.h"
+#include "reason.h"
 
 /*
  * Contact history: (client, tier, time, verdict) remembered per exact

@@ -19,9 +19,9 @@
 #include "client_info.h"
 #include "daemon.h"
 #include "log.h"
+#include "outq.h"
 #include "priv.h"
 #include "reply_parser.h"
-#include "session.h"
 #include "tls.h"
 
 enum relay_state {
@@ -47,7 +47,8 @@ static const char *const relay_state_names[RELAY_STATE_COUNT] = {
 #define RELAY_QUIT_LINGER_MS 2000
 
 struct relay {
-	struct session		*session;	/* NULL once detached */
+	struct relay_owner	 owner;		/* the session it speaks for */
+	bool			 attached;	/* false once detached (relay_quit) */
 	struct bufferevent	*bev;
 	struct event		*timer;
 	enum relay_state	 state;
@@ -71,15 +72,15 @@ relay_drained(void *arg)
 {
 	struct relay *r = arg;
 
-	if (r->state == RELAY_STREAMING && r->session)
-		session_backend_drained(r->session);
+	if (r->state == RELAY_STREAMING && r->attached)
+		r->owner.drained(r->owner.arg);
 }
 
 static void
 relay_enter_state(struct relay *r, enum relay_state next)
 {
-	if (r->session)
-		log_debug("session %010llx: backend %s -> %s", (unsigned long long)r->session->id,
+	if (r->attached)
+		log_debug("session %010llx: backend %s -> %s", (unsigned long long)r->owner.session_id,
 		    relay_state_names[r->state], relay_state_names[next]);
 	r->state = next;
 }
@@ -96,13 +97,11 @@ relay_arm_timer(struct relay *r, int64_t ms)
 static void
 relay_fail(struct relay *r, const char *why)
 {
-	struct session *s = r->session;
-
-	if (s == NULL) {
+	if (!r->attached) {
 		relay_free(r);
 		return;
 	}
-	session_backend_failed(s, why);	/* frees r */
+	r->owner.failed(r->owner.arg, why);	/* frees r */
 }
 
 /* relay_send - every command sent expects a fresh reply. */
@@ -125,15 +124,15 @@ relay_send(struct relay *r, const char *line, size_t len)
  * full transparency may trust more than the client.
  */
 static evutil_socket_t
-relay_socket(const struct session *s, bool *failed)
+relay_socket(const struct relay_owner *o, bool *failed)
 {
 	int fd;
 
 	*failed = false;
-	if (s->config->backend_source != BACKEND_FROM_CLIENT || s->client.family != s->config->backend_addr.family)
+	if (o->config->backend_source != BACKEND_FROM_CLIENT || o->client.family != o->config->backend_addr.family)
 		return -1;
-	if ((fd = priv_transparent_socket(&s->client)) == -1) {
-		log_warn("session %010llx: cannot connect from the client's address: %s", (unsigned long long)s->id,
+	if ((fd = priv_transparent_socket(&o->client)) == -1) {
+		log_warn("session %010llx: cannot connect from the client's address: %s", (unsigned long long)o->session_id,
 		    strerror(errno));
 		*failed = true;
 		return -1;
@@ -142,9 +141,9 @@ relay_socket(const struct session *s, bool *failed)
 }
 
 struct relay *
-relay_start(struct session *s, const char *first_command, size_t len)
+relay_start(const struct relay_owner *owner, const char *first_command, size_t len)
 {
-	const struct config *c = s->config;
+	const struct config *c = owner->config;
 	struct relay *r;
 	struct sockaddr_storage ss;
 	socklen_t sslen;
@@ -155,12 +154,14 @@ relay_start(struct session *s, const char *first_command, size_t len)
 	r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return NULL;
-	r->session = s;
+	r->owner = *owner;
+	r->owner.config = config_ref(owner->config);
+	r->attached = true;
 	memcpy(r->first_command, first_command, len);
 	r->first_command_len = len;
 	{
 		bool failed;
-		evutil_socket_t fd = relay_socket(s, &failed);
+		evutil_socket_t fd = relay_socket(&r->owner, &failed);
 
 		if (failed) {
 			relay_free(r);
@@ -208,24 +209,26 @@ relay_free(struct relay *r)
 			tls_shutdown(r->bev);
 		bufferevent_free(r->bev);
 	}
+	if (r->owner.config)
+		config_unref(r->owner.config);
 	free(r);
 }
 
 static void
 relay_identity(const struct relay *r, struct client_identity *id)
 {
-	const struct session *s = r->session;
+	const struct relay_owner *o = &r->owner;
 
 	memset(id, 0, sizeof(*id));
-	id->client = s->client;
-	id->client_port = s->client_port;
-	id->server = s->server;
-	id->server_port = s->server_port;
-	id->helo = s->helo;
-	id->esmtp = s->esmtp;
-	if (s->tls) {
-		id->tls_version = tls_version_name(s->bev);
-		id->tls_cipher = tls_cipher_name(s->bev);
+	id->client = o->client;
+	id->client_port = o->client_port;
+	id->server = o->server;
+	id->server_port = o->server_port;
+	id->helo = o->helo;
+	id->esmtp = o->esmtp;
+	if (o->tls_version && o->tls_version[0]) {
+		id->tls_version = o->tls_version;
+		id->tls_cipher = o->tls_cipher;
 	}
 }
 
@@ -233,12 +236,12 @@ static void
 relay_send_ehlo(struct relay *r, bool as_client)
 {
 	char line[SMTP_DOMAIN_MAX + 16];
-	const char *name = r->session->config->hostname;
+	const char *name = r->owner.config->hostname;
 	int n;
 
 	/* After XCLIENT the backend should see the client's own HELO name (a validated token). */
-	if (as_client && smtp_helo_token_valid(r->session->helo))
-		name = r->session->helo;
+	if (as_client && smtp_helo_token_valid(r->owner.helo))
+		name = r->owner.helo;
 	n = snprintf(line, sizeof(line), "EHLO %s\r\n", name);
 	relay_send(r, line, (size_t)n);
 }
@@ -247,7 +250,7 @@ relay_send_ehlo(struct relay *r, bool as_client)
 static bool
 relay_connected(struct relay *r)
 {
-	const struct config *c = r->session->config;
+	const struct config *c = r->owner.config;
 	struct client_identity id;
 	int one = 1;
 	uint8_t header[256];
@@ -305,8 +308,8 @@ static void
 relay_tls_fail(struct relay *r, const char *why)
 {
 	tls_counters.backend_failures++;
-	if (r->session)
-		snprintf(r->session->backend_tls_info, sizeof(r->session->backend_tls_info), "failed");
+	if (r->attached)
+		r->owner.tls_info(r->owner.arg, "failed");
 	relay_fail(r, why);
 }
 
@@ -318,7 +321,7 @@ relay_tls_fail(struct relay *r, const char *why)
 static void
 relay_start_tls(struct relay *r)
 {
-	const struct config *c = r->session->config;
+	const struct config *c = r->owner.config;
 	struct bufferevent *bev;
 	SSL *ssl;
 
@@ -350,14 +353,19 @@ relay_start_tls(struct relay *r)
 static void
 relay_tls_established(struct relay *r)
 {
-	const struct config *c = r->session->config;
+	const struct config *c = r->owner.config;
 	struct timeval write_timeout = { .tv_sec = c->backend_timeout / 1000, .tv_usec = (c->backend_timeout % 1000) * 1000 };
 
 	evtimer_del(r->timer);
 	r->tls = true;
 	bufferevent_disable(r->bev, EV_WRITE);	/* outq enables it per flush */
 	tls_counters.backend_handshakes++;
-	tls_describe(r->bev, r->session->backend_tls_info, sizeof(r->session->backend_tls_info));
+	{
+		char info[96];
+
+		tls_describe(r->bev, info, sizeof(info));
+		r->owner.tls_info(r->owner.arg, info);
+	}
 	bufferevent_set_timeouts(r->bev, NULL, &write_timeout);
 	relay_send_ehlo(r, false);
 	relay_enter_state(r, RELAY_EHLO_TLS);
@@ -368,7 +376,7 @@ relay_tls_established(struct relay *r)
 static void
 relay_after_ehlo(struct relay *r)
 {
-	const struct config *c = r->session->config;
+	const struct config *c = r->owner.config;
 	struct client_identity id;
 	char line[2048];
 	size_t n;
@@ -395,7 +403,7 @@ relay_after_ehlo(struct relay *r)
 static void
 relay_handshake_reply(struct relay *r)
 {
-	const struct config *c = r->session->config;
+	const struct config *c = r->owner.config;
 	const char *first;
 	size_t flen = reply_first_line(&r->reply, &first);
 	char why[160];
@@ -444,7 +452,7 @@ relay_handshake_reply(struct relay *r)
 		}
 		/* may: a 4xx/5xx to STARTTLS leaves the plaintext session as it was. */
 		log_info("session %010llx: backend %s; going on without TLS (backend_tls = may)",
-		    (unsigned long long)r->session->id, why);
+		    (unsigned long long)r->owner.session_id, why);
 		relay_after_ehlo(r);
 		return;
 	default:
@@ -462,8 +470,6 @@ refused:
 static void
 relay_reply_done(struct relay *r)
 {
-	struct session *s = r->session;
-
 	evtimer_del(r->timer);
 	if (r->state == RELAY_QUITTING) {
 		relay_free(r);
@@ -479,7 +485,7 @@ relay_reply_done(struct relay *r)
 		return;
 	}
 	relay_enter_state(r, r->command_is_data && r->reply.code == 354 ? RELAY_STREAMING : RELAY_IDLE);
-	session_backend_reply(s, &r->reply);	/* may free r: nothing after this */
+	r->owner.reply(r->owner.arg, &r->reply);	/* may free r: nothing after this */
 }
 
 static void
@@ -538,8 +544,8 @@ relay_write_cb(struct bufferevent *bev, void *arg)
 	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		bufferevent_disable(bev, EV_WRITE);
 
-	if (r->state == RELAY_STREAMING && r->session)
-		session_backend_drained(r->session);
+	if (r->state == RELAY_STREAMING && r->attached)
+		r->owner.drained(r->owner.arg);
 }
 
 static void
@@ -551,7 +557,7 @@ relay_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		if (r->state == RELAY_CONNECTING)
 			(void)relay_connected(r);
-		else if (r->state == RELAY_TLS_HANDSHAKE && r->session)
+		else if (r->state == RELAY_TLS_HANDSHAKE && r->attached)
 			relay_tls_established(r);
 		return;
 	}
@@ -600,7 +606,7 @@ relay_timer_cb(evutil_socket_t fd, short what, void *arg)
 void
 relay_command(struct relay *r, const char *line, size_t len)
 {
-	const struct config *c = r->session->config;
+	const struct config *c = r->owner.config;
 
 	/* The session sends one command at a time, only to a relay at rest. */
 	if (r->state != RELAY_IDLE)
@@ -624,7 +630,7 @@ relay_data_end(struct relay *r)
 	memset(&r->reply, 0, sizeof(r->reply));
 	r->command_is_data = false;
 	relay_enter_state(r, RELAY_COMMAND);
-	relay_arm_timer(r, r->session->config->backend_data_timeout);
+	relay_arm_timer(r, r->owner.config->backend_data_timeout);
 }
 
 bool
@@ -641,7 +647,7 @@ relay_quit(struct relay *r)
 		relay_free(r);
 		return;
 	}
-	r->session = NULL;
+	r->attached = false;
 	relay_send(r, "QUIT\r\n", 6);
 	r->state = RELAY_QUITTING;
 	relay_arm_timer(r, RELAY_QUIT_LINGER_MS);

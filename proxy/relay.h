@@ -3,21 +3,47 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "netaddr.h"
+#include "reply_parser.h"
+#include "smtp_parse.h"
 
 struct evbuffer;
 struct relay;
-struct session;
 
 /* Backend leg bounds: stop reading the client while the backend output is above the high mark. */
 #define RELAY_OUTPUT_HIGH	(256 * 1024)
 #define RELAY_OUTPUT_LOW	(64 * 1024)
 
 /*
- * relay_start - connect to the backend for session s, announce the client,
- * EHLO, then send first_command (a full line with CRLF). The reply to it,
- * or a failure, comes back through session_backend_reply/_failed.
+ * relay_owner - what the relay knows of the session it speaks for, copied
+ * at relay_start (the relay reads and writes nothing of the session), and
+ * how it answers. The callbacks are made from the relay's own callbacks;
+ * the relay returns at once after them, so the owner may free it there.
  */
-struct relay	*relay_start(struct session *s, const char *first_command, size_t len);
+struct relay_owner {
+	uint64_t		 session_id;	/* for the log */
+	struct config		*config;	/* the relay holds a reference */
+	struct netaddr		 client, server;
+	uint16_t		 client_port, server_port;
+	char			 helo[SMTP_DOMAIN_MAX + 1];
+	bool			 esmtp;
+	const char		*tls_version, *tls_cipher;	/* the client leg's ("" without TLS; static strings) */
+	void	(*reply)(void *arg, const struct smtp_reply *reply);	/* the reply to the pending command */
+	void	(*failed)(void *arg, const char *why);			/* the leg is gone: the owner frees the relay */
+	void	(*drained)(void *arg);					/* message data may flow again */
+	void	(*tls_info)(void *arg, const char *info);		/* the backend leg's TLS, or "failed" */
+	void	*arg;
+};
+
+/*
+ * relay_start - connect to the backend for its owner, announce the client,
+ * EHLO, then send first_command (a full line with CRLF). The reply to it,
+ * or a failure, comes back through the owner's reply or failed callback.
+ */
+struct relay	*relay_start(const struct relay_owner *owner, const char *first_command, size_t len);
 void		 relay_free(struct relay *r);
 
 /* relay_command - send one command line; exactly one reply is expected. */

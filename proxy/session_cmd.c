@@ -18,6 +18,7 @@
 #include "log.h"
 #include "relay.h"
 #include "session.h"
+#include "tls.h"
 
 enum command_needs {
 	NEEDS_NOTHING = 0,
@@ -213,6 +214,49 @@ session_execute_command(struct session *s, char *line, size_t len, bool more_inp
 	cmd->run(s, arg);
 }
 
+/* The relay's answers, to the session that owns it. */
+static void
+relay_replied(void *arg, const struct smtp_reply *reply)
+{
+	session_backend_reply(arg, reply);
+}
+
+static void
+relay_failed(void *arg, const char *why)
+{
+	session_backend_failed(arg, why);
+}
+
+static void
+relay_drained(void *arg)
+{
+	session_backend_drained(arg);
+}
+
+static void
+relay_tls_info(void *arg, const char *info)
+{
+	struct session *s = arg;
+
+	snprintf(s->backend_tls_info, sizeof(s->backend_tls_info), "%s", info);
+}
+
+/* session_relay_start - the backend leg, told who the client is and how to answer the session. */
+static struct relay *
+session_relay_start(struct session *s, const char *line, size_t len)
+{
+	struct relay_owner o = {
+		.session_id = s->id, .config = s->config, .client = s->client, .server = s->server,
+		.client_port = s->client_port, .server_port = s->server_port, .esmtp = s->esmtp,
+		.tls_version = s->tls ? tls_version_name(s->bev) : "", .tls_cipher = s->tls ? tls_cipher_name(s->bev) : "",
+		.reply = relay_replied, .failed = relay_failed, .drained = relay_drained, .tls_info = relay_tls_info,
+		.arg = s,
+	};
+
+	snprintf(o.helo, sizeof(o.helo), "%s", s->helo);
+	return relay_start(&o, line, len);
+}
+
 /* send_to_backend - hand one command to the relay, opening it if needed. */
 static void
 send_to_backend(struct session *s, enum command_id id, const char *line, size_t len)
@@ -220,7 +264,7 @@ send_to_backend(struct session *s, enum command_id id, const char *line, size_t 
 	if (s->relay) {
 		relay_command(s->relay, line, len);
 	} else if (id == CMD_MAIL) {
-		s->relay = relay_start(s, line, len);
+		s->relay = session_relay_start(s, line, len);
 		if (s->relay == NULL) {
 			mxd->stats.backend_failures++;
 			session_reply(s, "451 4.4.1 Backend not available, try again later");

@@ -7,7 +7,7 @@
 
 #include "config.h"
 #include "netaddr.h"
-#include "verdict.h"
+#include "reason.h"
 
 /*
  * What one session was, built once when it ends (session_free): the log

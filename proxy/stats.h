@@ -3,7 +3,7 @@
 
 #include <stdint.h>
 
-#include "verdict.h"
+#include "reason.h"
 
 /* Counters; updated where the event happens, printed on SIGUSR1 and at exit. */
 struct stats {
