@@ -73,7 +73,7 @@ DAEMON_SRC := proxy/daemon.c proxy/listener.c proxy/session.c proxy/session_reco
             proxy/history.c proxy/shed.c proxy/control.c proxy/kernel.c proxy/priv_split.c proxy/priv_channel.c proxy/priv_codec.c \
             proxy/priv_engine.c proxy/priv_parent.c \
             kernel-rules/nftset.c kernel-rules/nftset_shadow.c kernel-rules/nftset_batch.c \
-            kernel-rules/nftset_restore.c kernel-rules/nftset_stats.c db/db.c db/db_rows.c db/dbstore_reader.c $(wildcard proxy/checks/*.c)
+            kernel-rules/nftset_restore.c kernel-rules/nftset_stats.c db/db.c db/db_rows.c db/dbstore.c db/dbstore_conn.c db/dbstore_writer.c db/dbstore_reader.c $(wildcard proxy/checks/*.c)
 MAIN_SRC := proxy/main.c
 CTL_SRC  := proxy/mxtierctl.c
 
