@@ -16,53 +16,57 @@
 #include "config.h"
 #include "netaddr.h"
 #include "priv.h"
-#include "verdict.h"
+#include "reason.h"
 
 #define REQ	DB_FIELD_REQUIRED
 
 static const struct db_field session_fields[DB_SESSION_FIELD_COUNT] = {
-	[DB_SESSION_ID]		  = { "session_id", DB_FIELD_TEXT, REQ },
-	[DB_SESSION_APPLIANCE]	  = { "appliance", DB_FIELD_TEXT, REQ | DB_FIELD_PARENT },
-	[DB_SESSION_STARTED]	  = { "started", DB_FIELD_TIME, REQ, DB_TIME_NEAR_NOW },
-	[DB_SESSION_ENDED]	  = { "ended", DB_FIELD_TIME, REQ, DB_TIME_NEAR_NOW },
-	[DB_SESSION_TIER]	  = { "tier", DB_FIELD_TIER, REQ },
-	[DB_SESSION_CLIENT]	  = { "client", DB_FIELD_INET, REQ },
-	[DB_SESSION_PREFIX]	  = { "prefix", DB_FIELD_CIDR, REQ },
-	[DB_SESSION_RDNS]	  = { "rdns", DB_FIELD_TEXT, 0 },
-	[DB_SESSION_FCRDNS]	  = { "fcrdns", DB_FIELD_BOOLEAN, REQ },
-	[DB_SESSION_HELO]	  = { "helo", DB_FIELD_TEXT, 0 },
-	[DB_SESSION_MAIL_FROM]	  = { "mail_from", DB_FIELD_TEXT, 0 },
-	[DB_SESSION_RCPT_COUNT]	  = { "rcpt_count", DB_FIELD_INTEGER, REQ, 0, 0, INT32_MAX },
-	[DB_SESSION_FIRST_RCPT]	  = { "first_rcpt", DB_FIELD_TEXT, 0 },
-	[DB_SESSION_MESSAGES]	  = { "messages", DB_FIELD_INTEGER, REQ, 0, 0, INT32_MAX },
-	[DB_SESSION_VERDICT]	  = { "verdict", DB_FIELD_VERDICT, REQ },
-	[DB_SESSION_REASONS]	  = { "reasons", DB_FIELD_REASONS, REQ },
-	[DB_SESSION_DNSBL_SCORE]  = { "dnsbl_score", DB_FIELD_INTEGER, REQ, 0, INT32_MIN, INT32_MAX },
-	[DB_SESSION_BYTES]	  = { "bytes", DB_FIELD_BIGINT, REQ, 0, 0, INT64_MAX },
-	[DB_SESSION_DURATION_MS]  = { "duration_ms", DB_FIELD_INTEGER, REQ, 0, 0, INT32_MAX },
-	[DB_SESSION_BACKEND_REPLY] = { "backend_reply", DB_FIELD_TEXT, 0 },
-	[DB_SESSION_RDNS_DOMAIN]  = { "rdns_domain", DB_FIELD_TEXT, 0 },
+	[DB_SESSION_ID] = { .name = "session_id", .type = DB_FIELD_TEXT, .flags = REQ },
+	[DB_SESSION_APPLIANCE] = { .name = "appliance", .type = DB_FIELD_TEXT, .flags = REQ | DB_FIELD_PARENT },
+	[DB_SESSION_STARTED] = { .name = "started", .type = DB_FIELD_TIME, .flags = REQ, .bound = DB_TIME_NEAR_NOW },
+	[DB_SESSION_ENDED] = { .name = "ended", .type = DB_FIELD_TIME, .flags = REQ, .bound = DB_TIME_NEAR_NOW },
+	[DB_SESSION_TIER] = { .name = "tier", .type = DB_FIELD_TIER, .flags = REQ },
+	[DB_SESSION_CLIENT] = { .name = "client", .type = DB_FIELD_INET, .flags = REQ },
+	[DB_SESSION_PREFIX] = { .name = "prefix", .type = DB_FIELD_CIDR, .flags = REQ },
+	[DB_SESSION_RDNS] = { .name = "rdns", .type = DB_FIELD_TEXT },
+	[DB_SESSION_FCRDNS] = { .name = "fcrdns", .type = DB_FIELD_BOOLEAN, .flags = REQ },
+	[DB_SESSION_HELO] = { .name = "helo", .type = DB_FIELD_TEXT },
+	[DB_SESSION_MAIL_FROM] = { .name = "mail_from", .type = DB_FIELD_TEXT },
+	[DB_SESSION_RCPT_COUNT] = { .name = "rcpt_count", .type = DB_FIELD_INTEGER, .flags = REQ,
+	    .min = 0, .max = INT32_MAX },
+	[DB_SESSION_FIRST_RCPT] = { .name = "first_rcpt", .type = DB_FIELD_TEXT },
+	[DB_SESSION_MESSAGES] = { .name = "messages", .type = DB_FIELD_INTEGER, .flags = REQ,
+	    .min = 0, .max = INT32_MAX },
+	[DB_SESSION_VERDICT] = { .name = "verdict", .type = DB_FIELD_VERDICT, .flags = REQ },
+	[DB_SESSION_REASONS] = { .name = "reasons", .type = DB_FIELD_REASONS, .flags = REQ },
+	[DB_SESSION_DNSBL_SCORE] = { .name = "dnsbl_score", .type = DB_FIELD_INTEGER, .flags = REQ,
+	    .min = INT32_MIN, .max = INT32_MAX },
+	[DB_SESSION_BYTES] = { .name = "bytes", .type = DB_FIELD_BIGINT, .flags = REQ, .min = 0, .max = INT64_MAX },
+	[DB_SESSION_DURATION_MS] = { .name = "duration_ms", .type = DB_FIELD_INTEGER, .flags = REQ,
+	    .min = 0, .max = INT32_MAX },
+	[DB_SESSION_BACKEND_REPLY] = { .name = "backend_reply", .type = DB_FIELD_TEXT },
+	[DB_SESSION_RDNS_DOMAIN] = { .name = "rdns_domain", .type = DB_FIELD_TEXT },
 };
 
 static const struct db_field contact_fields[DB_CONTACT_FIELD_COUNT] = {
-	[DB_CONTACT_KEY]	  = { "key", DB_FIELD_KEY, REQ },
-	[DB_CONTACT_PRIMARY]	  = { "primary", DB_FIELD_TIME, 0, DB_TIME_NEAR_NOW },
-	[DB_CONTACT_SECONDARY]	  = { "secondary", DB_FIELD_TIME, 0, DB_TIME_NEAR_NOW },
-	[DB_CONTACT_BAIT]	  = { "bait", DB_FIELD_TIME, 0, DB_TIME_NEAR_NOW },
-	[DB_CONTACT_PENDING]	  = { "pending", DB_FIELD_TIME, 0, DB_TIME_NEAR_NOW },
-	[DB_CONTACT_CLEAR_PENDING] = { "clear_pending", DB_FIELD_BOOLEAN, REQ },
-	[DB_CONTACT_PASS]	  = { "pass", DB_FIELD_TIME, 0, DB_TIME_PASS },
-	[DB_CONTACT_BLOCK]	  = { "block", DB_FIELD_TIME, 0, DB_TIME_BLOCK },
-	[DB_CONTACT_BLOCK_REASON] = { "block_reason", DB_FIELD_REASON, 0 },
+	[DB_CONTACT_KEY] = { .name = "key", .type = DB_FIELD_KEY, .flags = REQ },
+	[DB_CONTACT_PRIMARY] = { .name = "primary", .type = DB_FIELD_TIME, .bound = DB_TIME_NEAR_NOW },
+	[DB_CONTACT_SECONDARY] = { .name = "secondary", .type = DB_FIELD_TIME, .bound = DB_TIME_NEAR_NOW },
+	[DB_CONTACT_BAIT] = { .name = "bait", .type = DB_FIELD_TIME, .bound = DB_TIME_NEAR_NOW },
+	[DB_CONTACT_PENDING] = { .name = "pending", .type = DB_FIELD_TIME, .bound = DB_TIME_NEAR_NOW },
+	[DB_CONTACT_CLEAR_PENDING] = { .name = "clear_pending", .type = DB_FIELD_BOOLEAN, .flags = REQ },
+	[DB_CONTACT_PASS] = { .name = "pass", .type = DB_FIELD_TIME, .bound = DB_TIME_PASS },
+	[DB_CONTACT_BLOCK] = { .name = "block", .type = DB_FIELD_TIME, .bound = DB_TIME_BLOCK },
+	[DB_CONTACT_BLOCK_REASON] = { .name = "block_reason", .type = DB_FIELD_REASON },
 };
 
 #undef REQ
 
 static const struct db_row_table tables[DB_ROW_KIND_COUNT] = {
-	[DB_ROW_SESSION] = { "session row", "mxtier_record_session", session_fields, DB_SESSION_FIELD_COUNT,
-	    DB_ROW_SESSION_WIRE_VALUES },
-	[DB_ROW_CONTACT] = { "contact", "mxtier_contact", contact_fields, DB_CONTACT_FIELD_COUNT,
-	    DB_ROW_CONTACT_WIRE_VALUES },
+	[DB_ROW_SESSION] = { .name = "session row", .function = "mxtier_record_session", .fields = session_fields,
+	    .nfields = DB_SESSION_FIELD_COUNT, .wire_values = DB_ROW_SESSION_WIRE_VALUES },
+	[DB_ROW_CONTACT] = { .name = "contact", .function = "mxtier_contact", .fields = contact_fields,
+	    .nfields = DB_CONTACT_FIELD_COUNT, .wire_values = DB_ROW_CONTACT_WIRE_VALUES },
 };
 
 const struct db_row_table *

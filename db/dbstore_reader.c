@@ -16,7 +16,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "priv.h"
-#include "verdict.h"
+#include "reason.h"
 
 #define DB_LOOKUPS_MAX		1024
 #define DB_LISTINGS_MAX		100000
