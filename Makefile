@@ -70,7 +70,7 @@ CORE_SRC := proxy/log.c proxy/netaddr.c proxy/config.c proxy/smtp_parse.c \
 DAEMON_SRC := proxy/daemon.c proxy/listener.c proxy/session.c proxy/session_record.c proxy/session_cmd.c \
             proxy/session_data.c proxy/outq.c proxy/client_table.c proxy/relay.c proxy/health.c \
             proxy/verdict.c proxy/session_policy.c proxy/stats.c proxy/dns.c proxy/client_dns.c \
-            proxy/history.c proxy/shed.c proxy/control.c proxy/kernel.c proxy/priv_split.c proxy/priv_channel.c proxy/priv_codec.c \
+            proxy/history.c proxy/shed.c proxy/control.c proxy/kernel_engine.c proxy/kernel_parent.c proxy/priv_split.c proxy/priv_channel.c proxy/priv_codec.c \
             proxy/priv_engine.c proxy/priv_parent.c \
             kernel-rules/nftset.c kernel-rules/nftset_shadow.c kernel-rules/nftset_batch.c \
             kernel-rules/nftset_restore.c kernel-rules/nftset_stats.c db/db.c db/db_rows.c db/dbstore.c db/dbstore_conn.c db/dbstore_writer.c db/dbstore_reader.c $(wildcard proxy/checks/*.c)

@@ -1,8 +1,9 @@
 /*
- * kernel.c - from history listings to nftables set elements, in two
- * halves. The engine only says "list this address for this long"; the
- * privileged side owns the netlink writer and decides what may be
- * written. Some addresses are never written whatever the verdict:
+ * kernel_parent.c - the privileged half of the kernel sets (the privileged
+ * parent runs it): listings from the engine checked and handed to the
+ * nftables set writer. The engine only says "list this address for this
+ * long" (kernel_engine.c); this side owns the netlink writer and decides
+ * what may be written. Some addresses are never written whatever the verdict:
  * loopback, the backend, the tier addresses and the appliance's own, so
  * no listing (and no compromised engine) can cut the appliance off from
  * its own network.
@@ -14,53 +15,11 @@
 #include <string.h>
 
 #include "daemon.h"
-#include "history.h"
 #include "log.h"
 #include "nftset.h"
 #include "priv.h"
 
 #define OWN_ADDRESSES_MAX 256
-
-/* ---- the engine's half ---- */
-
-static bool kernel_forwarding;
-
-/* kernel_forward - history's listing hook: one bounded message to the privileged side. */
-static void
-kernel_forward(const struct netaddr *addr, unsigned prefix_len, int64_t ttl_ms, bool block)
-{
-	struct priv_kernel_listing m;
-
-	memset(&m, 0, sizeof(m));
-	m.addr = *addr;
-	m.prefix_len = prefix_len;
-	m.block = block;
-	m.ttl_ms = ttl_ms;
-	priv_to_privileged(PRIV_MSG_KERNEL_LISTING, &m, sizeof(m));
-}
-
-int
-kernel_init(const struct config *c)
-{
-	kernel_forwarding = c->kernel_sets != 0;
-	history_set_listing_hook(kernel_forwarding ? kernel_forward : NULL);
-	return 0;
-}
-
-void
-kernel_reconfigure(const struct config *c)
-{
-	kernel_init(c);
-}
-
-void
-kernel_shutdown(void)
-{
-	kernel_forwarding = false;
-	history_set_listing_hook(NULL);
-}
-
-/* ---- the privileged half ---- */
 
 static struct {
 	struct nftset	*writer;
