@@ -430,8 +430,9 @@ POSTFIX_LOG_LINE = re.compile(r"postfix-mxt\S*/(?P<prog>[\w/-]+)\[\d+\]: (?P<tex
 class Postfix:
     """Postfix - a private Postfix instance in the namespace, sending from client_addr."""
 
-    def __init__(self, workdir, netns, client_addr, name="postfix", settings=None):
+    def __init__(self, workdir, netns, client_addr, name="postfix", settings=None, tier_port=TIER_PORT):
         self.netns = netns
+        self.tier_port = tier_port
         self.client_addr = client_addr
         self.base = os.path.join(workdir, name)
         self.config_dir = os.path.join(self.base, "etc")
@@ -505,7 +506,7 @@ class Postfix:
             f.write(MASTER_CF)
         with open(os.path.join(self.config_dir, "transport"), "w") as f:
             # smtp:DOMAIN:PORT keeps the MX lookup ([host] would skip it)
-            f.write("%s smtp:%s:%d\n" % (DOMAIN, DOMAIN, TIER_PORT))
+            f.write("%s smtp:%s:%d\n" % (DOMAIN, DOMAIN, self.tier_port))
         import pwd
         pw = pwd.getpwnam("postfix")
         os.chown(self.data_dir, pw.pw_uid, pw.pw_gid)

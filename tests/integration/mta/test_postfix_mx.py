@@ -168,9 +168,9 @@ RULES = dict(dns_checks="yes", dns_servers="127.0.0.1:53", retry_window="1h", re
 @pytest.mark.skipif("not has_bait_rule()", reason="mxtierd has no bait-first-contact rule yet")
 def test_misordered_mx_blocks_the_mta_but_postfix_only_defers(mta):
     """MX 10 pointing at the bait: a real MTA's first contact is the bait, so mxtierd blocks it
-    (bait-first-contact) at every tier; Postfix treats the 554 greetings as temporary
-    (smtp_skip_5xx_greeting) and defers -- the mail is delayed, not bounced, and nothing
-    reaches the backend."""
+    (bait-first-contact) at every tier; a behavioural block is answered 421 4.7.1 (a 5xx would
+    make Exim and Sendmail bounce: test_mta_matrix.py), Postfix defers -- the mail is delayed,
+    not bounced, and nothing reaches the backend."""
     mta.dns.mx(DOMAIN, {
         "mx10.tiers.test": (10, BAIT),
         "mx20.tiers.test": (20, PRIMARY),
@@ -183,13 +183,13 @@ def test_misordered_mx_blocks_the_mta_but_postfix_only_defers(mta):
     msgid = pf.send(rcpt=RCPT, sender=SENDER)
     qid = pf.queue_id(msgid)
     delivery = pf.wait_delivery(qid, "deferred")
-    assert "554 5.7.1 mx.mxtier.test Service unavailable; client [%s] blocked" % GOOD_CLIENT in delivery["text"]
+    assert "421 4.7.1 mx.mxtier.test Client [%s] temporarily blocked" % GOOD_CLIENT in delivery["text"]
     assert "status=bounced" not in pf.log_text()
 
     bait = d.wait_session(lambda s: s["tier"] == "bait", what="bait session")
     primary = d.wait_session(lambda s: s["tier"] == "primary", what="primary session")
     assert "bait-first-contact" in bait["reason_list"], bait
-    assert primary["verdict"] == "reject" and "bait-first-contact" in primary["reason_list"], primary
+    assert primary["verdict"] == "tempfail" and "bait-first-contact" in primary["reason_list"], primary
     assert backend.mail_connections() == []
 
 
