@@ -66,7 +66,7 @@ endif
 # Modules shared by the daemon, mxtierctl and the unit tests.
 CORE_SRC := proxy/log.c proxy/netaddr.c proxy/config.c proxy/smtp_parse.c \
             proxy/data_reader.c proxy/reply_parser.c proxy/client_info.c proxy/dnsbl_site.c \
-            proxy/tls.c proxy/reason.c kernel-rules/ruleset.c
+            proxy/tls.c proxy/reason.c proxy/sockets.c kernel-rules/ruleset.c
 DAEMON_SRC := proxy/daemon.c proxy/listener.c proxy/session.c proxy/session_record.c proxy/session_cmd.c \
             proxy/session_data.c proxy/outq.c proxy/client_table.c proxy/relay.c proxy/health.c \
             proxy/verdict.c proxy/session_policy.c proxy/stats.c proxy/dns.c proxy/client_dns.c \

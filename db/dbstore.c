@@ -24,7 +24,6 @@
 
 #define DB_STATUS_EVERY_MS	100	/* counters to the engine (mxtierctl status), when they changed */
 
-struct dbstore store;
 
 static struct {
 	struct event		*status_timer;

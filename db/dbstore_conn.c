@@ -12,6 +12,9 @@
 #include "daemon.h"
 #include "log.h"
 
+/* The privileged side's database state, shared by the dbstore files: defined in the lowest of them. */
+struct dbstore store;
+
 #define DB_BACKOFF_MIN_MS	1000
 #define DB_BACKOFF_MAX_MS	30000
 #define DB_LOG_EVERY_MS		10000	/* rate limit for repeated errors */

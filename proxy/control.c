@@ -25,14 +25,12 @@
 #include "history.h"
 #include "log.h"
 #include "priv.h"
+#include "sockets.h"
 
 #define CONTROL_LINE_MAX	512
 #define CONTROL_TIMEOUT_S	5
 
 static struct evconnlistener *control_listener;
-static char control_path[108];
-static int control_fd = -1;	/* bound before the split, accepted on once the loop runs */
-static ino_t control_inode;	/* ours: a successor's socket at the same path is left alone */
 
 static void
 visit_print(const char *key, int64_t remaining_ms, enum reason why, unsigned count, void *arg)
@@ -187,80 +185,23 @@ control_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockadd
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
-/*
- * control_open - bind the socket (0600, so only root reaches it) before the
- * split: the engine accepts on it without the right to create it, and the
- * privileged parent, which may remove it, knows which inode is ours.
- */
-int
-control_open(const char *path)
-{
-	struct sockaddr_un sun;
-	struct stat st;
-	mode_t old;
-	int fd;
-
-	if (path == NULL || path[0] == '\0')
-		return 0;
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
-	snprintf(control_path, sizeof(control_path), "%s", path);
-	unlink(path);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1)
-		goto fail;
-	old = umask(077);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		umask(old);
-		goto fail;
-	}
-	umask(old);
-	if (listen(fd, 16) == -1)
-		goto fail;
-	if (stat(path, &st) == 0)
-		control_inode = st.st_ino;
-	control_fd = fd;
-	return 0;
-fail:
-	log_warn("control socket %s: %s", path, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	return -1;
-}
-
 /* control_start - accept on the socket control_open made, on this process's loop. */
 int
 control_start(void)
 {
-	if (control_fd == -1)
+	int fd = control_socket_take();
+
+	if (fd == -1)
 		return 0;
 	control_listener = evconnlistener_new(mxd->base, control_accept_cb, NULL,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16, control_fd);
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16, fd);
 	if (control_listener == NULL) {
-		log_warn("control socket %s: %s", control_path, strerror(errno));
+		log_warn("control socket %s: %s", control_socket_path(), strerror(errno));
+		close(fd);
 		return -1;
 	}
-	control_fd = -1;
-	log_info("control socket %s", control_path);
+	log_info("control socket %s", control_socket_path());
 	return 0;
-}
-
-void
-control_close_inherited(void)
-{
-	if (control_fd >= 0)
-		close(control_fd);
-	control_fd = -1;
-}
-
-/* control_unlink - remove our socket file, never a successor's at the same path. */
-void
-control_unlink(void)
-{
-	struct stat st;
-
-	if (control_path[0] != '\0' && stat(control_path, &st) == 0 && st.st_ino == control_inode)
-		unlink(control_path);
 }
 
 void
@@ -270,8 +211,8 @@ control_stop(void)
 		evconnlistener_free(control_listener);
 		control_listener = NULL;
 	}
-	control_close_inherited();
+	control_socket_close_inherited();
 	/* In a split the engine may not remove it: the privileged parent does, after the engine stopped. */
 	if (priv_role() == PRIV_ROLE_SINGLE)
-		control_unlink();
+		control_socket_unlink();
 }

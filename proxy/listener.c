@@ -19,8 +19,8 @@
 #include "log.h"
 #include "priv.h"
 #include "session.h"
+#include "sockets.h"
 
-#define LISTEN_BACKLOG		1024
 #define ACCEPT_PAUSE_MS		250
 
 struct listener {
@@ -84,47 +84,6 @@ listener_error_cb(struct evconnlistener *lev, void *arg)
 	evtimer_add(listeners.resume_timer, &tv);
 	log_warn("accept paused for %d ms: %s (%zu sessions active)", ACCEPT_PAUSE_MS,
 	    evutil_socket_error_to_string(err), mxd->active_sessions);
-}
-
-/*
- * listener_socket_open - a listening socket for one tier address. In
- * transparent mode it is IP_TRANSPARENT, so it can own a tier address that
- * is not local: TPROXY hands it the connections, and getsockname() on an
- * accepted socket still says which tier the client wanted.
- */
-int
-listener_socket_open(const struct netaddr *addr, uint16_t port, bool transparent)
-{
-	struct sockaddr_storage ss;
-	socklen_t sslen;
-	int fd, one = 1;
-
-	netaddr_to_sockaddr(addr, port, &ss, &sslen);
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1)
-		return -1;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
-		goto fail;
-	if (ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
-		goto fail;
-	if (transparent) {
-		int rc = ss.ss_family == AF_INET ? setsockopt(fd, IPPROTO_IP, IP_TRANSPARENT, &one, sizeof(one)) :
-		    setsockopt(fd, IPPROTO_IPV6, IPV6_TRANSPARENT, &one, sizeof(one));
-
-		if (rc == -1)
-			goto fail;
-	}
-	if (bind(fd, (struct sockaddr *)&ss, sslen) == -1 || listen(fd, LISTEN_BACKLOG) == -1)
-		goto fail;
-	return fd;
-fail:
-	{
-		int saved = errno;
-
-		close(fd);
-		errno = saved;
-	}
-	return -1;
 }
 
 static struct listener *

@@ -13,7 +13,5 @@
  */
 int	listeners_apply(const struct config *c);
 void	listeners_close_all(void);
-/* listener_socket_open - bind and listen (privileged where port or transparency need it); -1 with errno. */
-int	listener_socket_open(const struct netaddr *addr, uint16_t port, bool transparent);
 
 #endif

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "priv.h"
 #include "session.h"
+#include "sockets.h"
 
 static struct event *shutdown_timer;
 static struct event *exit_check_timer;
@@ -183,7 +184,7 @@ main(int argc, char **argv)
 	}
 
 	/* Bound as root before the split; only the engine serves it. */
-	if (control_open(mxd->config->control_socket) == -1)
+	if (control_socket_open(mxd->config->control_socket) == -1)
 		fatalx("cannot open the control socket");
 	priv_start(mxd->config);	/* the privileged parent never returns from here */
 

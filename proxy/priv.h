@@ -154,7 +154,6 @@ int		 priv_strings_decode(const char *buf, size_t len, int n, const char **value
  */
 int		 priv_listener_socket(const struct netaddr *addr, uint16_t port, bool transparent);
 int		 priv_transparent_socket(const struct netaddr *client);
-int		 priv_open_transparent(const struct netaddr *client);
 
 /* priv_config_load - config_load that leaves no copy of the file's text behind. */
 struct config	*priv_config_load(const char *path, char *err, size_t errlen);

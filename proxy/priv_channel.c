@@ -16,6 +16,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,52 @@
 #include "daemon.h"
 #include "db_rows.h"
 #include "log.h"
+
+/* The process's side of the split, shared by all priv files: defined here, at the bottom. */
+struct priv_state priv = { .channel_fd = -1, .fd_sock = -1 };
+
+static struct {
+	sigset_t	saved_mask;	/* the mask before the split held signals back */
+	bool		signals_blocked;
+} held;
+
+/* The signals either process handles in its loop: held back across the fork. */
+static const int split_signals[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGCHLD };
+
+enum priv_role
+priv_role(void)
+{
+	return priv.role;
+}
+
+bool
+priv_split(void)
+{
+	return priv.role != PRIV_ROLE_SINGLE;
+}
+
+/* priv_signals_hold - block the loop's signals until each process has its handlers. */
+void
+priv_signals_hold(void)
+{
+	sigset_t blocked;
+
+	sigemptyset(&blocked);
+	for (size_t i = 0; i < sizeof(split_signals) / sizeof(split_signals[0]); i++)
+		sigaddset(&blocked, split_signals[i]);
+	sigprocmask(SIG_BLOCK, &blocked, &held.saved_mask);
+	held.signals_blocked = true;
+}
+
+/* priv_signals_ready - the caller's handlers are in place: let the held signals in. */
+void
+priv_signals_ready(void)
+{
+	if (!held.signals_blocked)
+		return;
+	held.signals_blocked = false;
+	sigprocmask(SIG_SETMASK, &held.saved_mask, NULL);
+}
 
 #define PRIV_BLOB_LISTINGS_MAX	(100000 * sizeof(struct priv_listing))
 #define PRIV_BLOB_REPUTATION_MAX (100000 * sizeof(struct priv_reputation))

@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #include "daemon.h"
-#include "listener.h"
 #include "log.h"
+#include "sockets.h"
 
 #define PRIV_LISTENER_WAIT_MS	5000	/* a reload binding a new tier address */
 #define PRIV_TRANSPARENT_WAIT_MS 500	/* a relay: mail flows from the appliance's address instead */
@@ -235,7 +235,7 @@ int
 priv_listener_socket(const struct netaddr *addr, uint16_t port, bool transparent)
 {
 	if (priv.role != PRIV_ROLE_ENGINE || !priv.dropped)
-		return listener_socket_open(addr, port, transparent);
+		return socket_listen_tcp(addr, port, transparent);
 	return request_socket(PRIV_MSG_FD_LISTENER, addr, port, transparent, PRIV_LISTENER_WAIT_MS);
 }
 
@@ -246,7 +246,7 @@ priv_transparent_socket(const struct netaddr *client)
 	int fd;
 
 	if (priv.role != PRIV_ROLE_ENGINE || !priv.dropped)
-		return priv_open_transparent(client);
+		return socket_transparent_client(client);
 	/*
 	 * The engine's loop stands still while it waits: after a request timed
 	 * out, the next second's relays fail at once (451) instead of each

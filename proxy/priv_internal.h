@@ -76,6 +76,8 @@ struct priv_state {
 };
 
 extern struct priv_state priv;
+/* priv_signals_hold - before the fork (priv_split.c); priv_signals_ready lets them in. */
+void	priv_signals_hold(void);
 
 /* The channel (priv_channel.c). */
 struct priv_channel *priv_channel_new(int fd, enum priv_direction dir, const char *peer, priv_closed_fn on_closed);

@@ -22,11 +22,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "control.h"
 #include "daemon.h"
 #include "db.h"
 #include "kernel.h"
-#include "listener.h"
+#include "sockets.h"
 #include "log.h"
 
 #define PRIV_STOP_FLUSH_MS	2000	/* the parent's last database writes after the engine stopped */
@@ -83,29 +82,6 @@ priv_local_stop(void)
 }
 
 /* ---- sockets that need privilege: made here ---- */
-
-int
-priv_open_transparent(const struct netaddr *client)
-{
-	struct sockaddr_storage ss;
-	socklen_t sslen;
-	int fd, one = 1;
-
-	netaddr_to_sockaddr(client, 0, &ss, &sslen);
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1)
-		return -1;
-	if ((ss.ss_family == AF_INET ? setsockopt(fd, IPPROTO_IP, IP_TRANSPARENT, &one, sizeof(one)) :
-	    setsockopt(fd, IPPROTO_IPV6, IPV6_TRANSPARENT, &one, sizeof(one))) == -1 ||
-	    bind(fd, (struct sockaddr *)&ss, sslen) == -1) {
-		int saved = errno;
-
-		close(fd);
-		errno = saved;
-		return -1;
-	}
-	return fd;
-}
 
 /* fd_request_allowed - only the sockets the current config calls for; errno-style answer. */
 static int
@@ -166,8 +142,8 @@ fd_request_cb(evutil_socket_t sock, short what, void *arg)
 		out.reply.error = fd_request_allowed(hdr.type, &req);
 		if (out.reply.error == 0) {
 			fd = hdr.type == PRIV_MSG_FD_LISTENER ?
-			    listener_socket_open(&req.addr, (uint16_t)req.port, req.transparent != 0) :
-			    priv_open_transparent(&req.addr);
+			    socket_listen_tcp(&req.addr, (uint16_t)req.port, req.transparent != 0) :
+			    socket_transparent_client(&req.addr);
 			if (fd == -1)
 				out.reply.error = errno ? errno : EIO;
 		} else {
@@ -426,7 +402,7 @@ priv_parent_run(struct config *c, pid_t engine, int chan_fd, int fd_fd)
 	prctl(PR_SET_NAME, "mxtierd [priv]", 0, 0, 0);
 	signal(SIGPIPE, SIG_IGN);
 	/* The parent's copy of the control socket: only the engine accepts on it. */
-	control_close_inherited();
+	control_socket_close_inherited();
 	mxd->config = c;
 	if ((mxd->base = event_base_new()) == NULL)
 		fatalx("privsep: cannot create the event loop");
@@ -449,7 +425,7 @@ priv_parent_run(struct config *c, pid_t engine, int chan_fd, int fd_fd)
 
 	dbstore_stop();
 	kernel_priv_stop();
-	control_unlink();
+	control_socket_unlink();
 	priv_channel_free(priv.priv_end);
 	event_free(parent.fd_ev);
 	close(fd_fd);

@@ -17,25 +17,6 @@
 
 #include "log.h"
 
-struct priv_state priv = { .channel_fd = -1, .fd_sock = -1 };
-
-static struct {
-	sigset_t	saved_mask;	/* the mask before the split held signals back */
-	bool		signals_blocked;
-} split;
-
-enum priv_role
-priv_role(void)
-{
-	return priv.role;
-}
-
-bool
-priv_split(void)
-{
-	return priv.role != PRIV_ROLE_SINGLE;
-}
-
 int
 priv_check_user(const struct config *c)
 {
@@ -56,25 +37,11 @@ priv_check_user(const struct config *c)
 	return 0;
 }
 
-/* The signals either process handles in its loop: held back across the fork. */
-static const int split_signals[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGCHLD };
-
-/* priv_signals_ready - the caller's handlers are in place: let the held signals in. */
-void
-priv_signals_ready(void)
-{
-	if (!split.signals_blocked)
-		return;
-	split.signals_blocked = false;
-	sigprocmask(SIG_SETMASK, &split.saved_mask, NULL);
-}
-
 enum priv_role
 priv_start(struct config *c)
 {
 	struct passwd *pw;
 	int chan[2], fds[2];
-	sigset_t blocked;
 	pid_t pid, parent;
 
 	if (geteuid() != 0 || c->user[0] == '\0') {
@@ -99,11 +66,7 @@ priv_start(struct config *c)
 	 * engine may answer on a port before the parent's loop is set up, and
 	 * a SIGHUP then must not kill the parent by its default action.
 	 */
-	sigemptyset(&blocked);
-	for (size_t i = 0; i < sizeof(split_signals) / sizeof(split_signals[0]); i++)
-		sigaddset(&blocked, split_signals[i]);
-	sigprocmask(SIG_BLOCK, &blocked, &split.saved_mask);
-	split.signals_blocked = true;
+	priv_signals_hold();
 	parent = getpid();	/* before fork: getppid() in the child would already see a reaper if we died */
 	fflush(stdout);
 	fflush(stderr);
