@@ -50,9 +50,52 @@
 
 #include "log.h"
 
-const char *const nftset_set_names[SET_COUNT] = { "block4", "block6", "trust4", "trust6" };
-
 static void	nftset_pump(struct nftset *ns);
+
+/*
+ * ---- timers ----
+ * Only this file touches the event loop: the parts below (shadow, batch,
+ * restore, stats) return what is to be done and never call back up.
+ */
+
+/* nftset_schedule_flush - arm the batching timer (0: at the next loop turn) unless it is already armed. */
+static void
+nftset_schedule_flush(struct nftset *ns, int64_t delay_ms)
+{
+	if (delay_ms == 0)
+		evtimer_del(ns->flush_ev);
+	if (!evtimer_pending(ns->flush_ev, NULL))
+		nftset_timer_add_ms(ns->flush_ev, delay_ms);
+}
+
+/* nftset_pause_for - stop sending for ms (back-off after a failed restore or send). */
+static void
+nftset_pause_for(struct nftset *ns, int64_t ms)
+{
+	ns->paused = true;
+	nftset_timer_add_ms(ns->retry_ev, ms);
+}
+
+/* entry_dirty - put an entry on the write FIFO; if it was not there, arm the batching timer. */
+static void
+entry_dirty(struct nftset *ns, struct shadow_entry *e)
+{
+	if (nftset_entry_mark_dirty(ns, e))
+		nftset_schedule_flush(ns, NFTSET_FLUSH_DELAY_MS);
+}
+
+/* restore_done - the restore transaction is over (err: how it failed, 0 if not): do what the restore says. */
+static void
+restore_done(struct nftset *ns, int err)
+{
+	bool queued = false;
+	int64_t pause_ms = nftset_restore_complete(ns, err, &queued);
+
+	if (queued)
+		nftset_schedule_flush(ns, NFTSET_FLUSH_DELAY_MS);
+	if (pause_ms > 0)
+		nftset_pause_for(ns, pause_ms);
+}
 
 /* ---- public queueing ---- */
 
@@ -73,7 +116,7 @@ nftset_add(struct nftset *ns, enum nftset_kind kind, const struct netaddr *addr,
 	e->want = true;
 	e->timeout = timeout_ms;
 	e->expiry = timeout_ms > 0 ? nftset_now_ms() + timeout_ms : 0;
-	nftset_entry_mark_dirty(ns, e);
+	entry_dirty(ns, e);
 	ns->stats.adds++;
 	return 0;
 }
@@ -103,28 +146,25 @@ nftset_del(struct nftset *ns, enum nftset_kind kind, const struct netaddr *addr)
 	e->expiry = e->timeout = 0;
 	ns->stats.dels++;
 	if (e->maybe_present || e->in_flight)
-		nftset_entry_mark_dirty(ns, e);
+		entry_dirty(ns, e);
 	else
 		nftset_shadow_settle(ns, e, nftset_now_ms());
 	return 0;
 }
 
-/* nftset_schedule_flush - arm the batching timer (0: at the next loop turn) unless it is already armed. */
 void
-nftset_schedule_flush(struct nftset *ns, int64_t delay_ms)
+nftset_reseed(struct nftset *ns)
 {
-	if (delay_ms == 0)
-		evtimer_del(ns->flush_ev);
-	if (!evtimer_pending(ns->flush_ev, NULL))
-		nftset_timer_add_ms(ns->flush_ev, delay_ms);
-}
+	bool queued = false;
+	size_t n;
 
-/* nftset_pause_for - stop sending for ms (back-off after a failed restore or send). */
-void
-nftset_pause_for(struct nftset *ns, int64_t ms)
-{
-	ns->paused = true;
-	nftset_timer_add_ms(ns->retry_ev, ms);
+	if (ns == NULL)
+		return;
+	memset(ns->set_broken_until, 0, sizeof(ns->set_broken_until));
+	n = nftset_reseed_all(ns, &queued);
+	if (queued)
+		nftset_schedule_flush(ns, NFTSET_FLUSH_DELAY_MS);
+	log_info("nftset: re-seeding %zu elements of table inet %s", n, ns->table);
 }
 
 /* ---- completing a transaction ---- */
@@ -209,17 +249,17 @@ elements_complete(struct nftset *ns, int begin_err, enum tx_outcome outcome)
 					e->kexpiry = it->expiry_sent;
 				e->maybe_present = true;
 			}
-			nftset_entry_mark_dirty(ns, e);
+			entry_dirty(ns, e);
 		} else if (outcome == TX_UNSENT || set_missing) {
 			/* Nothing committed; after a restore nftset_reseed_all decides afresh. */
-			nftset_entry_mark_dirty(ns, e);
+			entry_dirty(ns, e);
 		} else if (begin_err != 0) {
 			/* Refused as a whole (EPERM, a failed commit): given up, like any other error. */
 		} else {
 			if (it->missing)
 				e->maybe_present = false;
 			if (!it->given_up)
-				nftset_entry_mark_dirty(ns, e);	/* its messages ACKed 0 but nothing was committed */
+				entry_dirty(ns, e);	/* its messages ACKed 0 but nothing was committed */
 		}
 		nftset_shadow_settle(ns, e, now);
 	}
@@ -232,7 +272,7 @@ tx_complete(struct nftset *ns, int begin_err, enum tx_outcome outcome)
 {
 	evtimer_del(ns->ack_ev);
 	if (ns->tx.restore)
-		nftset_restore_complete(ns, outcome == TX_LOST && begin_err == 0 ? ETIMEDOUT : begin_err);
+		restore_done(ns, outcome == TX_LOST && begin_err == 0 ? ETIMEDOUT : begin_err);
 	else
 		elements_complete(ns, begin_err, outcome);
 	if (ns->ndirty > 0 || ns->restore_needed)
@@ -338,7 +378,7 @@ tx_send(struct nftset *ns)
 	ns->stats.other_errors++;
 	nftset_log_error(ns, &ns->rl_error, "sending a batch", errno);
 	if (tx->restore) {
-		nftset_restore_complete(ns, errno);	/* as a failed restore: back off */
+		restore_done(ns, errno);	/* as a failed restore: back off */
 		return false;
 	}
 	if (errno == EMSGSIZE && ns->tx_elems_max > 1) {

@@ -1,6 +1,7 @@
 /*
  * nftset_batch.c - the netlink batch builder of the kernel set writer: set
- * keys, and the one transaction of element changes the writer sends.
+ * names and keys, and the one transaction of element changes the writer
+ * sends.
  *
  * A transaction takes up to tx_elems_max dirty entries off the shadow
  * table's FIFO and writes them between BEGIN and END, NLM_F_ACK on every
@@ -31,7 +32,9 @@
 
 #include "log.h"
 
-/* ---- keys ---- */
+/* ---- sets and keys ---- */
+
+const char *const nftset_set_names[SET_COUNT] = { "block4", "block6", "trust4", "trust6" };
 
 static bool
 is_loopback(const struct netaddr *a)

@@ -12,6 +12,14 @@
  *                     DELSETELEM/NEWSETELEM, probes, END);
  *   nftset_restore.c  recreating the table on ENOENT and re-seeding;
  *   nftset_stats.c    counters and rate-limited failure reports.
+ *
+ * The calls go one way only, down this list: nftset.c uses every part;
+ * nftset_restore.c uses batch, shadow and stats; nftset_batch.c uses
+ * shadow and stats; nftset_shadow.c and nftset_stats.c use none. No part
+ * calls back up into nftset.c: the event loop (timers, pausing) is the
+ * writer's alone, so a part returns what the writer is to do next (an
+ * entry newly queued: arm the batching timer; a failed restore: back off
+ * for so many ms).
  */
 
 #include <stdbool.h>
@@ -44,9 +52,6 @@
 /* Worst-case bytes: one element (list nest, key nest, value, timeout) and a message header. */
 #define ELEM_BYTES_MAX		(4 + 4 + 4 + 16 + 4 + 8)
 #define MSG_HDR_BYTES_MAX	(NLMSG_HDRLEN + 4 + 4 + 256 + 4 + 8 + 4)
-
-/* The sets of the table, by index: bit 0 is the family (IPv6), bit 1 the kind (trust). */
-extern const char *const nftset_set_names[SET_COUNT];
 
 /* One element of the shadow table; entries never move, so transactions refer to them by index. */
 struct shadow_entry {
@@ -188,9 +193,7 @@ entry_kernel_live(const struct shadow_entry *e, int64_t now)
 	return e->maybe_present && (e->kexpiry == 0 || e->kexpiry > now);
 }
 
-/* nftset.c - the event loop side */
-void	nftset_schedule_flush(struct nftset *ns, int64_t delay_ms);
-void	nftset_pause_for(struct nftset *ns, int64_t ms);
+/* nftset.c - the event loop side (for the unit test; no part calls it) */
 void	nftset_tx_sent(struct nftset *ns);
 void	nftset_ack_handle(struct nftset *ns, const struct nlmsghdr *nlh);
 
@@ -199,10 +202,12 @@ struct shadow_entry *nftset_shadow_find(struct nftset *ns, unsigned set, const u
 struct shadow_entry *nftset_shadow_get(struct nftset *ns, unsigned set, const uint8_t *key);
 void	nftset_shadow_settle(struct nftset *ns, struct shadow_entry *e, int64_t now);
 void	nftset_shadow_sweep(struct nftset *ns, bool force);
-void	nftset_entry_mark_dirty(struct nftset *ns, struct shadow_entry *e);
+bool	nftset_entry_mark_dirty(struct nftset *ns, struct shadow_entry *e);	/* true: newly queued */
 struct shadow_entry *nftset_dirty_pop(struct nftset *ns);
 
 /* nftset_batch.c */
+/* The sets of the table, by index: bit 0 is the family (IPv6), bit 1 the kind (trust). */
+extern const char *const nftset_set_names[SET_COUNT];
 int	nftset_key_normalize(const struct netaddr *addr, struct netaddr *key);
 int	nlbuf_batch_begin(struct nlbuf *b, uint32_t seq);
 int	nlbuf_batch_end(struct nlbuf *b, uint32_t seq);
@@ -212,8 +217,8 @@ bool	nftset_batch_build(struct nftset *ns);
 
 /* nftset_restore.c */
 int	nftset_restore_build(struct nftset *ns);
-void	nftset_restore_complete(struct nftset *ns, int begin_err);
-size_t	nftset_reseed_all(struct nftset *ns);
+int64_t	nftset_restore_complete(struct nftset *ns, int begin_err, bool *queued);	/* ms to back off, 0: none */
+size_t	nftset_reseed_all(struct nftset *ns, bool *queued);
 
 /* nftset_stats.c */
 void	nftset_log_error(struct nftset *ns, struct ratelimit *rl, const char *what, int err);

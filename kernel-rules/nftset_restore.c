@@ -5,8 +5,11 @@
  * rules) in one transaction, then re-seed every live element from the
  * shadow table. A restore that finds the table still there (EEXIST) means
  * only a set was deleted by hand: not ours to repair; its writes are given
- * up for a back-off while the other sets go on. nftset_reseed is the same
- * re-seed for after a ruleset reload, which empties the sets.
+ * up for a back-off while the other sets go on. nftset_reseed (nftset.c)
+ * is the same re-seed for after a ruleset reload, which empties the sets.
+ *
+ * Nothing here calls up into the writer: what it should do next (back off,
+ * arm the batching timer) is returned to it.
  */
 #include "nftset_internal.h"
 
@@ -30,9 +33,13 @@
 
 /* ---- re-seeding ---- */
 
-/* nftset_reseed_all - the kernel sets are (or may be) empty: every live element is written again. */
+/*
+ * nftset_reseed_all - the kernel sets are (or may be) empty: every live
+ * element is written again. Returns how many; *queued is set if any went
+ * on the write FIFO just now (the writer arms its batching timer).
+ */
 size_t
-nftset_reseed_all(struct nftset *ns)
+nftset_reseed_all(struct nftset *ns, bool *queued)
 {
 	int64_t now = nftset_now_ms();
 	size_t n = 0;
@@ -46,7 +53,8 @@ nftset_reseed_all(struct nftset *ns)
 			e->maybe_present = false;
 		e->isolate = false;
 		if (entry_want_now(e, now)) {
-			nftset_entry_mark_dirty(ns, e);
+			if (nftset_entry_mark_dirty(ns, e))
+				*queued = true;
 			n++;
 		} else {
 			nftset_shadow_settle(ns, e, now);
@@ -54,18 +62,6 @@ nftset_reseed_all(struct nftset *ns)
 	}
 	ns->stats.reseeded += n;
 	return n;
-}
-
-void
-nftset_reseed(struct nftset *ns)
-{
-	size_t n;
-
-	if (ns == NULL)
-		return;
-	memset(ns->set_broken_until, 0, sizeof(ns->set_broken_until));
-	n = nftset_reseed_all(ns);
-	log_info("nftset: re-seeding %zu elements of table inet %s", n, ns->table);
 }
 
 /* ---- the restore transaction ---- */
@@ -261,9 +257,14 @@ out:
 	return rc;
 }
 
-/* nftset_restore_complete - the restore transaction is answered (begin_err: the batch as a whole refused). */
-void
-nftset_restore_complete(struct nftset *ns, int begin_err)
+/*
+ * nftset_restore_complete - the restore transaction is answered (begin_err:
+ * the batch as a whole refused). Returns how long the writer is to stop
+ * sending (a failed restore backs off), 0 for not at all; *queued as for
+ * nftset_reseed_all.
+ */
+int64_t
+nftset_restore_complete(struct nftset *ns, int begin_err, bool *queued)
 {
 	struct tx *tx = &ns->tx;
 	int err = begin_err;
@@ -281,10 +282,10 @@ nftset_restore_complete(struct nftset *ns, int begin_err)
 		ns->missing_sets = 0;
 		memset(ns->set_broken_until, 0, sizeof(ns->set_broken_until));
 		ns->stats.restores++;
-		n = nftset_reseed_all(ns);
+		n = nftset_reseed_all(ns, queued);
 		log_info("nftset: recreated table inet %s (sets block4 block6 trust4 trust6, prerouting drop rules "
 		    "for port %u); re-seeding %zu elements", ns->table, ns->port, n);
-		return;
+		return 0;
 	}
 	ns->stats.other_errors++;
 	ns->restore_backoff = ns->restore_backoff == 0 ? RESTORE_BACKOFF_MIN_MS :
@@ -307,8 +308,8 @@ nftset_restore_complete(struct nftset *ns, int begin_err)
 		}
 		ns->restore_needed = false;
 		ns->missing_sets = 0;
-		return;
+		return 0;
 	}
 	nftset_log_error(ns, &ns->rl_error, "recreating the table failed", err);
-	nftset_pause_for(ns, ns->restore_backoff);
+	return ns->restore_backoff;
 }

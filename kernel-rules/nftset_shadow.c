@@ -102,14 +102,18 @@ nftset_shadow_get(struct nftset *ns, unsigned set, const uint8_t *key)
 	return e;
 }
 
-/* nftset_entry_mark_dirty - put an entry on the write FIFO (once) and arm the batching timer. */
-void
+/*
+ * nftset_entry_mark_dirty - put an entry on the write FIFO (once). True if
+ * it went on just now: the writer then arms its batching timer (the shadow
+ * table knows nothing of the event loop).
+ */
+bool
 nftset_entry_mark_dirty(struct nftset *ns, struct shadow_entry *e)
 {
 	uint32_t idx = (uint32_t)(e - ns->entries);
 
 	if (e->dirty)
-		return;
+		return false;
 	e->dirty = true;
 	e->dirty_next = SHADOW_NONE;
 	if (ns->dirty_tail == SHADOW_NONE)
@@ -118,7 +122,7 @@ nftset_entry_mark_dirty(struct nftset *ns, struct shadow_entry *e)
 		ns->entries[ns->dirty_tail].dirty_next = idx;
 	ns->dirty_tail = idx;
 	ns->ndirty++;
-	nftset_schedule_flush(ns, NFTSET_FLUSH_DELAY_MS);
+	return true;
 }
 
 /* nftset_dirty_pop - the oldest dirty entry, off the FIFO; NULL if none. */
