@@ -50,7 +50,7 @@ CMOCKA_LIBS   = $(eval CMOCKA_LIBS := $(call pkg_query,--libs,cmocka))$(CMOCKA_L
 # neither a user's CFLAGS nor a sub-make drops or doubles them.
 CFLAGS    ?= -O2 -g
 MX_CFLAGS  = -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -D_GNU_SOURCE \
-             -Iproxy -Ikernel-rules -Idb $(SAN_FLAGS) $(CFLAGS) $(PKG_CFLAGS)
+             $(INCLUDES) $(SAN_FLAGS) $(CFLAGS) $(PKG_CFLAGS)
 MX_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 MX_LDLIBS  = $(PKG_LIBS) $(LDLIBS)
 
@@ -63,35 +63,46 @@ else
 SAN_FLAGS :=
 BUILD     ?= build
 endif
+# The source folders, lowest layer first (tools/check-layers: a file includes
+# only its own layer and those below). Every one is on the include path.
+SRC_DIRS := proxy/base proxy/wire proxy/config proxy/core proxy/policy proxy/adapters \
+            proxy/privsep proxy/engine db kernel-rules ctl
+INCLUDES := $(SRC_DIRS:%=-I%)
+
 # Modules shared by the daemon, mxtierctl and the unit tests.
-CORE_SRC := proxy/log.c proxy/netaddr.c proxy/config.c proxy/smtp_parse.c \
-            proxy/data_reader.c proxy/reply_parser.c proxy/client_info.c proxy/dnsbl_site.c \
-            proxy/tls.c proxy/reason.c proxy/sockets.c kernel-rules/ruleset.c
-DAEMON_SRC := proxy/daemon.c proxy/listener.c proxy/session.c proxy/session_record.c proxy/session_cmd.c \
-            proxy/session_data.c proxy/outq.c proxy/client_table.c proxy/relay.c proxy/health.c \
-            proxy/verdict.c proxy/session_policy.c proxy/stats.c proxy/dns.c proxy/client_dns.c \
-            proxy/history.c proxy/shed.c proxy/control.c proxy/kernel_engine.c proxy/kernel_parent.c proxy/priv_split.c proxy/priv_channel.c proxy/priv_codec.c \
-            proxy/priv_engine.c proxy/priv_parent.c \
-            kernel-rules/nftset.c kernel-rules/nftset_shadow.c kernel-rules/nftset_batch.c \
-            kernel-rules/nftset_restore.c kernel-rules/nftset_stats.c db/db.c db/db_rows.c db/dbstore.c db/dbstore_conn.c db/dbstore_writer.c db/dbstore_reader.c $(wildcard proxy/checks/*.c)
-MAIN_SRC := proxy/main.c
-CTL_SRC  := proxy/mxtierctl.c
+BASE_SRC   := proxy/base/log.c proxy/base/netaddr.c proxy/base/reason.c proxy/base/sockets.c
+WIRE_SRC   := proxy/wire/smtp_parse.c proxy/wire/data_reader.c proxy/wire/reply_parser.c \
+              proxy/wire/client_info.c proxy/wire/dnsbl_site.c
+CONFIG_SRC := proxy/config/config.c proxy/config/tls.c kernel-rules/ruleset.c
+CORE_SRC   := $(BASE_SRC) $(WIRE_SRC) $(CONFIG_SRC)
+POLICY_SRC := proxy/policy/verdict.c $(wildcard proxy/policy/checks/*.c)
+# The daemon: what both processes share, the engine's and the parent's.
+DAEMON_SRC := $(wildcard proxy/core/*.c) $(POLICY_SRC) $(wildcard proxy/adapters/*.c) \
+              $(wildcard proxy/privsep/*.c) $(filter-out proxy/engine/main.c,$(wildcard proxy/engine/*.c)) \
+              $(wildcard db/*.c) $(filter-out kernel-rules/ruleset.c,$(wildcard kernel-rules/*.c))
+MAIN_SRC := proxy/engine/main.c
+CTL_SRC  := ctl/mxtierctl.c
 
 CORE_OBJ   := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
 MAIN_OBJ   := $(MAIN_SRC:%.c=$(BUILD)/%.o)
 CTL_OBJ    := $(CTL_SRC:%.c=$(BUILD)/%.o)
+ALL_OBJ    := $(CORE_OBJ) $(DAEMON_OBJ) $(MAIN_OBJ) $(CTL_OBJ)
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps check check-run unit integration demo bench clean fuzz fuzz-build fuzz-smoke fuzz-merge
+.PHONY: all deps check check-run check-layers unit integration demo bench clean fuzz fuzz-build fuzz-smoke fuzz-merge
 
 all: $(BUILD)/mxtierd $(BUILD)/mxtierctl
 
-$(BUILD)/%.o: %.c $(wildcard proxy/*.h proxy/checks/*.h kernel-rules/*.h db/*.h)
+# Each object's header dependencies come from the compiler (-MMD -MP), not a
+# blanket "every object depends on every header".
+$(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(MX_CFLAGS) -c -o $@ $<
+	$(CC) $(MX_CFLAGS) -MMD -MP -c -o $@ $<
+
+-include $(ALL_OBJ:.o=.d) $(UNIT_BIN:=.d)
 
 # The migrations are compiled in: the daemon knows the schema version it needs.
 $(BUILD)/gen/migrations.c: db/embed-migrations $(sort $(wildcard db/migrations/*.sql))
@@ -107,18 +118,30 @@ $(BUILD)/mxtierd: $(CORE_OBJ) $(DAEMON_OBJ) $(MAIN_OBJ)
 $(BUILD)/mxtierctl: $(CORE_OBJ) $(CTL_OBJ)
 	$(CC) $(MX_LDFLAGS) -o $@ $^ $(MX_LDLIBS)
 
-# Unit tests link every module but main.c, so they can drive sessions too.
-# The policy's tests link the policy alone: the verdict, the checks and what they read.
-POLICY_OBJ := $(BUILD)/proxy/verdict.o $(BUILD)/proxy/reason.o $(patsubst %.c,$(BUILD)/%.o,$(wildcard proxy/checks/*.c)) \
-              $(BUILD)/proxy/config.o $(BUILD)/proxy/netaddr.o $(BUILD)/proxy/log.o $(BUILD)/proxy/tls.o \
-              $(BUILD)/proxy/dnsbl_site.o
-$(BUILD)/tests/test_verdict: tests/unit/test_verdict.c tests/unit/unit.h $(POLICY_OBJ)
-	@mkdir -p $(dir $@)
-	$(CC) $(MX_CFLAGS) $(CMOCKA_CFLAGS) $(MX_LDFLAGS) -o $@ $(filter %.c %.o,$^) $(MX_LDLIBS) $(CMOCKA_LIBS)
+# Unit tests link only the modules they test where the layers allow it
+# (UNIT_OBJ_name); the ones that drive sessions or the split link the daemon.
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+UNIT_OBJ_test_smtp_parse     = $(call obj,proxy/wire/smtp_parse.c)
+UNIT_OBJ_test_data_reader    = $(call obj,proxy/wire/data_reader.c proxy/wire/smtp_parse.c)
+UNIT_OBJ_test_reply_parser   = $(call obj,proxy/wire/reply_parser.c)
+UNIT_OBJ_test_client_info    = $(call obj,proxy/wire/client_info.c proxy/base/netaddr.c)
+UNIT_OBJ_test_netaddr        = $(call obj,proxy/base/netaddr.c)
+UNIT_OBJ_test_config         = $(call obj,$(BASE_SRC) $(CONFIG_SRC) proxy/wire/dnsbl_site.c)
+UNIT_OBJ_test_verdict        = $(call obj,$(POLICY_SRC) $(BASE_SRC) $(CONFIG_SRC) proxy/wire/dnsbl_site.c)
+UNIT_OBJ_test_session_record = $(call obj,proxy/core/session_record.c $(BASE_SRC) $(WIRE_SRC) $(CONFIG_SRC))
+UNIT_OBJ_test_nftset         = $(call obj,$(wildcard kernel-rules/nftset*.c) proxy/base/log.c proxy/base/netaddr.c)
+unit_objects = $(or $(UNIT_OBJ_$(1)),$(CORE_OBJ) $(DAEMON_OBJ))
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(CORE_OBJ) $(DAEMON_OBJ)
+.SECONDEXPANSION:
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $$(call unit_objects,$$*)
 	@mkdir -p $(dir $@)
-	$(CC) $(MX_CFLAGS) $(CMOCKA_CFLAGS) $(MX_LDFLAGS) -o $@ $(filter %.c %.o,$^) $(MX_LDLIBS) $(CMOCKA_LIBS)
+	$(CC) $(MX_CFLAGS) $(CMOCKA_CFLAGS) -MMD -MP -MF $@.d $(MX_LDFLAGS) -o $@ $(filter %.c %.o,$^) $(MX_LDLIBS) $(CMOCKA_LIBS)
+
+# check-layers - no file includes a header of a higher layer; no function
+# cycle between files outside the session engine.
+check-layers: all
+	/usr/bin/python3 tools/check-layers
+	/usr/bin/python3 tools/symbol-cycles --allow proxy/engine/ $(BUILD) $(DAEMON_OBJ)
 
 deps:
 	./packaging/install-deps
@@ -161,23 +184,25 @@ FUZZ_TIME       ?= 300
 FUZZ_SMOKE_TIME ?= 15
 FUZZ_WARN       := -g -O1 -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -D_GNU_SOURCE \
                    -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_CFLAGS      = $(FUZZ_WARN) -fsanitize=fuzzer,address,undefined -Iproxy -Ikernel-rules -Idb -Ifuzz $(PKG_CFLAGS)
-FUZZ_OBJ_CFLAGS  = $(FUZZ_WARN) -fsanitize=fuzzer-no-link,address,undefined -Iproxy -Ikernel-rules -Idb $(PKG_CFLAGS)
+FUZZ_CFLAGS      = $(FUZZ_WARN) -fsanitize=fuzzer,address,undefined $(INCLUDES) -Ifuzz $(PKG_CFLAGS)
+FUZZ_OBJ_CFLAGS  = $(FUZZ_WARN) -fsanitize=fuzzer-no-link,address,undefined $(INCLUDES) $(PKG_CFLAGS)
 FUZZ_NAMES      := smtp_parse data_reader reply_parser client_info session
 FUZZ_BIN        := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
 # The modules each harness links: the parser under test, or for the
 # whole-session harness every module of the daemon but main.c.
-FUZZ_OBJ_smtp_parse   := $(FUZZ_BUILD)/obj/proxy/smtp_parse.o
-FUZZ_OBJ_data_reader  := $(FUZZ_BUILD)/obj/proxy/data_reader.o
-FUZZ_OBJ_reply_parser := $(FUZZ_BUILD)/obj/proxy/reply_parser.o
-FUZZ_OBJ_client_info  := $(FUZZ_BUILD)/obj/proxy/client_info.o $(FUZZ_BUILD)/obj/proxy/netaddr.o
+FUZZ_OBJ_smtp_parse   := $(FUZZ_BUILD)/obj/proxy/wire/smtp_parse.o
+FUZZ_OBJ_data_reader  := $(FUZZ_BUILD)/obj/proxy/wire/data_reader.o
+FUZZ_OBJ_reply_parser := $(FUZZ_BUILD)/obj/proxy/wire/reply_parser.o
+FUZZ_OBJ_client_info  := $(FUZZ_BUILD)/obj/proxy/wire/client_info.o $(FUZZ_BUILD)/obj/proxy/base/netaddr.o
 FUZZ_OBJ_session      := $(CORE_SRC:%.c=$(FUZZ_BUILD)/obj/%.o) $(DAEMON_SRC:%.c=$(FUZZ_BUILD)/obj/%.o) \
                          $(FUZZ_BUILD)/obj/gen/migrations.o
 FUZZ_LIBS_session      = $(PKG_LIBS)
 
-$(FUZZ_BUILD)/obj/%.o: %.c $(wildcard proxy/*.h proxy/checks/*.h kernel-rules/*.h db/*.h)
+$(FUZZ_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_OBJ_CFLAGS) -c -o $@ $<
+	$(FUZZ_CC) $(FUZZ_OBJ_CFLAGS) -MMD -MP -c -o $@ $<
+
+-include $(wildcard $(FUZZ_BUILD)/obj/*/*.d $(FUZZ_BUILD)/obj/*/*/*.d $(FUZZ_BUILD)/obj/*/*/*/*.d)
 
 $(FUZZ_BUILD)/obj/gen/migrations.o: $(FUZZ_BUILD)/gen/migrations.c db/migrations.h
 	@mkdir -p $(dir $@)
@@ -190,7 +215,6 @@ $(FUZZ_BUILD)/gen/migrations.c: db/embed-migrations $(sort $(wildcard db/migrati
 # Reached only through the harness rule below: keep them, so a rebuild is incremental.
 .PRECIOUS: $(FUZZ_BUILD)/obj/%.o $(FUZZ_BUILD)/gen/migrations.c
 
-.SECONDEXPANSION:
 $(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $$(FUZZ_OBJ_$$*)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_OBJ_$*) $(FUZZ_LIBS_$*)

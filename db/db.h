@@ -11,7 +11,7 @@ struct session_record;
 /*
  * PostgreSQL, fail-open. Two halves: db.c is the engine's (the calls
  * below), dbstore.c the privileged side's (the connections); they talk in
- * messages (proxy/priv.h), so the SMTP engine never holds the conninfo. A writer connection streams events (session rows
+ * messages (proxy/privsep/priv.h), so the SMTP engine never holds the conninfo. A writer connection streams events (session rows
  * with their reputation, contact news for peer appliances) in pipeline
  * mode from a bounded queue; a reader connection answers history lookups
  * within db_read_budget and follows listings with LISTEN/NOTIFY. When the

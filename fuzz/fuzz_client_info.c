@@ -1,6 +1,6 @@
 /*
  * fuzz_client_info.c - libFuzzer harness for the client-info encoders
- * (proxy/client_info.c): xtext, the XCLIENT command and the PROXY v1/v2
+ * (proxy/wire/client_info.c): xtext, the XCLIENT command and the PROXY v1/v2
  * headers that tell the backend who the real client is. The HELO name
  * is the client's choice, so no byte of it may end the command, add an
  * attribute or change the header's framing.

@@ -1,6 +1,6 @@
 /*
  * fuzz_data_reader.c - libFuzzer harness for the DATA reader
- * (proxy/data_reader.c), the guard between a client's message bytes and
+ * (proxy/wire/data_reader.c), the guard between a client's message bytes and
  * the backend: it must find end-of-data exactly where a strict CRLF
  * reader would, whatever way the bytes arrive, and pass on nothing that
  * a lenient backend could read as a second message.

@@ -1,6 +1,6 @@
 /*
  * fuzz_reply_parser.c - libFuzzer harness for the backend reply parser
- * (proxy/reply_parser.c) behind the relay's line framing. mxtierd
+ * (proxy/wire/reply_parser.c) behind the relay's line framing. mxtierd
  * forwards a backend's replies to the client: a reply that is not one
  * well-formed SMTP reply must be refused, never passed on half-framed.
  *

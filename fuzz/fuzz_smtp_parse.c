@@ -1,6 +1,6 @@
 /*
  * fuzz_smtp_parse.c - libFuzzer harness for the SMTP command parsers
- * (proxy/smtp_parse.c): verb split, MAIL FROM / RCPT TO paths, MAIL
+ * (proxy/wire/smtp_parse.c): verb split, MAIL FROM / RCPT TO paths, MAIL
  * parameters and the HELO/EHLO argument check.
  *
  * Input: the bytes a client sends as one command. The harness takes the

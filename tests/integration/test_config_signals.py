@@ -115,10 +115,10 @@ def test_print_mode_shows_every_effective_value(workdir):
     assert PRIMARY in values["primary_ips"] and BAIT in values["bait_ips"]
 
 
-# -- the key table in proxy/config.c, mxtierd -n and docs/engine.md agree -------
+# -- the key table in proxy/config/config.c, mxtierd -n and docs/engine.md agree -------
 
 CONFIG_KEY_ROW = re.compile(r'^\s*\{\s*"(\w+)",\s*(CT_\w+),\s*OFF\([^)]*\),\s*"([^"]*)",\s*([^,]+),\s*([^,]+),', re.M)
-# the unit macros the table's bounds are written with (proxy/config.c), in ms and bytes
+# the unit macros the table's bounds are written with (proxy/config/config.c), in ms and bytes
 BOUND_UNITS = {"SEC": 1000, "MIN": 60000, "HOUR": 3600000, "DAY": 86400000,
                "KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30}
 NUMERIC_TYPES = ("CT_INT", "CT_DURATION", "CT_SIZE", "CT_DECIMAL")
@@ -149,8 +149,8 @@ def table_bound(text):
 
 
 def code_config_keys():
-    """code_config_keys - [(key, CT_type, default text, min, max)] from config_keys[] in proxy/config.c."""
-    with open(os.path.join(TOP, "proxy", "config.c")) as f:
+    """code_config_keys - [(key, CT_type, default text, min, max)] from config_keys[] in proxy/config/config.c."""
+    with open(os.path.join(TOP, "proxy", "config", "config.c")) as f:
         text = f.read()
     start = text.index("config_keys[] = {")
     table = text[start:text.index("\n};", start)]

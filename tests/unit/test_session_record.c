@@ -1,6 +1,6 @@
 /*
  * test_session_record.c - the one reason formatter that the summary log
- * line and the database row share (proxy/session_record.c).
+ * line and the database row share (proxy/core/session_record.c).
  */
 #include "unit.h"
 

@@ -18,7 +18,7 @@ from harness import Daemon, children, wait_until
 # A bare LF (no CR before it), a bare CR (no LF after it) or a NUL.
 BARE = re.compile(rb"(?<!\r)\n|\r(?!\n)|\x00")
 
-# Every line mxtierd writes to stderr starts like this (proxy/log.c).
+# Every line mxtierd writes to stderr starts like this (proxy/base/log.c).
 LOG_LINE = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z mxtierd\[\w+\]: [\x20-\x7e]*$")
 
 

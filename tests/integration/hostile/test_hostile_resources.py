@@ -16,7 +16,7 @@ from hostile_lib import (LimitedDaemon, alive, assert_rss_bounded, engine_pid, m
                          raw_connect, read_until, rss_kib, write_without_reading)
 
 TIMEOUT_REPLY = "421 4.4.2 %s Timeout, closing connection" % HOSTNAME
-LINGER = 5.0            # proxy/session.h SESSION_CLOSE_LINGER_MS: a last reply's wait to drain
+LINGER = 5.0            # proxy/engine/session.h SESSION_CLOSE_LINGER_MS: a last reply's wait to drain
 
 
 def log_for(daemon, local):

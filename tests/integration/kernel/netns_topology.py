@@ -13,7 +13,7 @@ hands them to mxtierd by TPROXY; the policy routing comes from
 `mxtierctl rules --routing`.  The client's IPv6 addresses live in /64s that
 hold none of the appliance's own addresses (the appliance's side of the
 client link is fd00:99:100::/64): mxtierd never lists a /64 that holds one
-of its own addresses (proxy/kernel_parent.c), so blocking fd00:99:1::3 must not
+of its own addresses (proxy/privsep/kernel_parent.c), so blocking fd00:99:1::3 must not
 be refused for that reason.
 
 Namespace names carry the PID of the process that made them; `cleanup_stale`

@@ -1,7 +1,7 @@
 /*
  * main.c - mxtierd: command line, the event loop, signals (SIGHUP reload,
  * SIGTERM/SIGINT graceful stop, SIGUSR1 counters). Started as root with a
- * `user`, the process splits first (proxy/priv.c): what follows priv_start
+ * `user`, the process splits first (proxy/privsep/priv_split.c): what follows priv_start
  * is the SMTP engine, which drops to that user before its loop runs.
  */
 #include <event2/event.h>

@@ -8,7 +8,7 @@
 struct client_facts;
 
 /*
- * The shared vocabulary of behaviour checks: each file in proxy/checks/
+ * The shared vocabulary of behaviour checks: each file in proxy/policy/checks/
  * defines one struct check, listed in verdict.c's table. A check only
  * reads the client's facts (facts.h); it never replies to the client and
  * changes nothing.
