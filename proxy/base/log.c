@@ -68,8 +68,12 @@ fatalx(const char *fmt, ...)
 	exit(1);
 }
 
-const char *
-log_escape(char *dst, size_t dstlen, const char *src, size_t srclen)
+/*
+ * escape_into - the shared loop: a byte is copied when plain(c), else
+ * written as \xHH; cut with "..." rather than overrun dst.
+ */
+static const char *
+escape_into(char *dst, size_t dstlen, const char *src, size_t srclen, int (*plain)(unsigned char))
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t o = 0;
@@ -78,16 +82,14 @@ log_escape(char *dst, size_t dstlen, const char *src, size_t srclen)
 		return dst;
 	for (size_t i = 0; i < srclen; i++) {
 		unsigned char c = (unsigned char)src[i];
-		int plain = c > 0x20 && c < 0x7f && c != '"' && c != '\\';
+		int keep = plain(c);
 
-		if (c == ' ')
-			plain = 1;
-		if (o + (plain ? 1 : 4) + 4 > dstlen) {
+		if (o + (keep ? 1 : 4) + 4 > dstlen) {
 			memcpy(dst + o, "...", 3);
 			o += 3;
 			break;
 		}
-		if (plain) {
+		if (keep) {
 			dst[o++] = (char)c;
 		} else {
 			dst[o++] = '\\';
@@ -98,4 +100,30 @@ log_escape(char *dst, size_t dstlen, const char *src, size_t srclen)
 	}
 	dst[o] = '\0';
 	return dst;
+}
+
+/* Inside double quotes a space cannot end the value; the quote and the backslash can. */
+static int
+plain_in_quotes(unsigned char c)
+{
+	return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
+/* A bare or <bracketed> value ends at a space or '>': neither may pass, or a sender could append fields. */
+static int
+plain_in_token(unsigned char c)
+{
+	return c > 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '<' && c != '>';
+}
+
+const char *
+log_escape(char *dst, size_t dstlen, const char *src, size_t srclen)
+{
+	return escape_into(dst, dstlen, src, srclen, plain_in_quotes);
+}
+
+const char *
+log_escape_token(char *dst, size_t dstlen, const char *src, size_t srclen)
+{
+	return escape_into(dst, dstlen, src, srclen, plain_in_token);
 }

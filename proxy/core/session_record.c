@@ -25,11 +25,17 @@ reasons_format(char *buf, size_t len, uint64_t reasons)
 	return buf;
 }
 
-/* escaped - a record's text for the log line. */
+/* quoted, token - a record's text for a "quoted" or a bare/<bracketed> field of the log line. */
 static const char *
-escaped(char *dst, const char *src)
+quoted(char *dst, const char *src)
 {
 	return log_escape(dst, SESSION_LOG_VALUE_MAX, src, strlen(src));
+}
+
+static const char *
+token(char *dst, const char *src)
+{
+	return log_escape_token(dst, SESSION_LOG_VALUE_MAX, src, strlen(src));
 }
 
 void
@@ -38,13 +44,13 @@ session_record_log(const struct session_record *r)
 	char helo[SESSION_LOG_VALUE_MAX], from[SESSION_LOG_VALUE_MAX], rcpt[SESSION_LOG_VALUE_MAX];
 	char backend[SESSION_LOG_VALUE_MAX], rdns[SESSION_LOG_VALUE_MAX];
 
-	escaped(rdns, r->rdns);
+	token(rdns, r->rdns);
 	log_info("session id=%010llx tier=%s client=%s:%u tls=%s rdns=%s fcrdns=%s dnsbl=%d helo=\"%s\" from=<%s> "
 	    "rcpts=%zu first_rcpt=<%s> messages=%u verdict=%s reasons=%s bytes=%llu duration=%.3f backend_tls=%s "
 	    "backend=\"%s\"",
 	    (unsigned long long)r->id, tier_role_name(r->tier), r->client_text, r->client_port,
 	    r->tls[0] ? r->tls : "no", rdns[0] ? rdns : "-", r->fcrdns ? "yes" : "no", r->dnsbl_score,
-	    escaped(helo, r->helo), escaped(from, r->mail_from), r->rcpts, escaped(rcpt, r->first_rcpt), r->messages,
+	    quoted(helo, r->helo), token(from, r->mail_from), r->rcpts, token(rcpt, r->first_rcpt), r->messages,
 	    verdict_name(r->verdict), r->reason_list[0] ? r->reason_list : "-", (unsigned long long)r->bytes,
-	    (double)r->duration_ms / 1000.0, r->backend_tls[0] ? r->backend_tls : "no", escaped(backend, r->backend_reply));
+	    (double)r->duration_ms / 1000.0, r->backend_tls[0] ? r->backend_tls : "no", quoted(backend, r->backend_reply));
 }
