@@ -54,6 +54,7 @@ struct relay {
 	enum relay_state	 state;
 	bool			 tls;		/* the backend leg is TLS */
 	bool			 command_is_data;
+	const char		*broken;	/* why it is dropped on the next loop pass (relay_break_soon) */
 	struct smtp_reply	 reply;
 	char			 first_command[SMTP_COMMAND_LINE_MAX + 64];
 	size_t			 first_command_len;
@@ -88,6 +89,9 @@ relay_enter_state(struct relay *r, enum relay_state next)
 static void
 relay_arm_timer(struct relay *r, int64_t ms)
 {
+	/* A broken relay keeps its zero timer: it goes on the next pass, whatever was asked of it since. */
+	if (r->broken)
+		return;
 	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
 
 	evtimer_add(r->timer, &tv);
@@ -102,6 +106,23 @@ relay_fail(struct relay *r, const char *why)
 		return;
 	}
 	r->owner.failed(r->owner.arg, why);	/* frees r */
+}
+
+/*
+ * relay_break_soon - the backend misbehaved after a reply that the session
+ * has yet to get: the reply still goes to the session (after the dot, a
+ * 250 means the backend took the message, and a 451 instead would make the
+ * client send it twice), and the connection is dropped on the next loop
+ * pass, so whatever the session asks of it next fails as a lost backend.
+ */
+static void
+relay_break_soon(struct relay *r, const char *why)
+{
+	const struct timeval now = { 0, 0 };
+
+	r->broken = why;
+	bufferevent_disable(r->bev, EV_READ);
+	evtimer_add(r->timer, &now);
 }
 
 /* relay_send - every command sent expects a fresh reply. */
@@ -480,10 +501,8 @@ relay_reply_done(struct relay *r)
 		return;
 	}
 	/* One command, one reply: anything after it was never asked for. */
-	if (evbuffer_get_length(bufferevent_get_input(r->bev)) > 0) {
-		relay_fail(r, "sent data after its reply");
-		return;
-	}
+	if (evbuffer_get_length(bufferevent_get_input(r->bev)) > 0)
+		relay_break_soon(r, "sent data after its reply");
 	relay_enter_state(r, r->command_is_data && r->reply.code == 354 ? RELAY_STREAMING : RELAY_IDLE);
 	r->owner.reply(r->owner.arg, &r->reply);	/* may free r: nothing after this */
 }
@@ -596,6 +615,10 @@ relay_timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct relay *r = arg;
 	char why[64];
 
+	if (r->broken) {
+		relay_fail(r, r->broken);
+		return;
+	}
 	snprintf(why, sizeof(why), "timed out in %s", relay_state_names[r->state]);
 	if (r->state == RELAY_TLS_HANDSHAKE)
 		relay_tls_fail(r, why);
@@ -612,7 +635,8 @@ relay_command(struct relay *r, const char *line, size_t len)
 	if (r->state != RELAY_IDLE)
 		fatalx("relay_command in state %s", relay_state_names[r->state]);
 	r->command_is_data = len == 6 && memcmp(line, "DATA\r\n", 6) == 0;
-	relay_send(r, line, len);
+	if (!r->broken)
+		relay_send(r, line, len);
 	relay_enter_state(r, RELAY_COMMAND);
 	relay_arm_timer(r, c->backend_timeout);
 }

@@ -74,6 +74,8 @@ BAD_REPLIES = {
     "multiline": b"250-2.0.0 first line\r\n250-2.0.0 second line\r\n250 2.0.0 Ok: last line\r\n",
     # a multi-line reply whose lines disagree about the code
     "mixed": b"250-2.0.0 looks fine\r\n550 5.0.0 but is not\r\n",
+    # a good reply with a line nobody asked for in the same write
+    "extra": b"250 2.0.0 Ok: queued\r\n250 2.0.0 and this was not asked for\r\n",
     # a reply line that never ends (no CRLF, connection stays open)
     "partial": b"250 2.0.0 Ok",
 }

@@ -121,3 +121,22 @@ def test_multiline_backend_reply_is_passed_on_as_it_is(start_backend, start_daem
     assert seen["DOT"].raw == (b"250-2.0.0 first line\r\n250-2.0.0 second line\r\n"
                                b"250 2.0.0 Ok: last line\r\n")
     assert [m for _, _, m in backend.messages()] == [DATA]
+
+
+def test_end_of_data_250_with_more_after_it_is_still_a_250(start_backend, start_daemon, connect):
+    """A backend that answers the dot with 250 and more in the same write took
+    the message: the client gets that 250 (a 451 would make it send the
+    message again), and the next transaction gets a fresh backend connection."""
+    backend = start_backend("--bad-reply", "DOT:extra")
+    d = start_daemon(backend)
+    c = connect(d)
+    c.greeting()
+    c.ehlo()
+    first = run_transaction(c)
+    assert first["DOT"] != "closed" and first["DOT"].last == "250 2.0.0 Ok: queued", first
+    second = run_transaction(c)
+    assert second["DOT"] != "closed" and second["DOT"].code == 250, second
+    assert [m for _, _, m in backend.messages()] == [DATA, DATA]
+    carried = [len(conn["messages"]) for conn in backend.connections() if conn["messages"]]
+    assert carried == [1, 1], "the misbehaving connection was reused: %r" % carried
+    assert "sent data after its reply" in d.stderr()
