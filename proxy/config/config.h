@@ -92,6 +92,9 @@ struct config {
 	int64_t		backend_timeout;
 	int64_t		backend_data_timeout;
 	int64_t		backend_probe_interval;
+	int64_t		backend_pool_size;	/* finished backend connections kept for reuse (0: none) */
+	int64_t		backend_pool_idle;	/* how long one may wait in the pool */
+	int64_t		backend_pool_max_uses;	/* sessions one connection serves at most */
 	int64_t		max_sessions;
 	int64_t		max_sessions_per_client;
 	int64_t		max_recipients;

@@ -22,11 +22,13 @@ stats_log(const struct stats *st)
 			break;
 	}
 	log_info("stats sessions=%llu relay=%llu tempfail=%llu reject=%llu undecided=%llu messages=%llu "
-	    "backend_failures=%llu probe_failures=%llu accept_errors=%llu accept_paused=%llu dropped=%llu reasons=%s",
+	    "backend_failures=%llu probe_failures=%llu pool_parked=%llu pool_reused=%llu pool_stale=%llu accept_errors=%llu accept_paused=%llu dropped=%llu reasons=%s",
 	    (unsigned long long)st->sessions, (unsigned long long)st->verdicts[VERDICT_RELAY],
 	    (unsigned long long)st->verdicts[VERDICT_TEMPFAIL], (unsigned long long)st->verdicts[VERDICT_REJECT],
 	    (unsigned long long)st->verdicts[VERDICT_NONE], (unsigned long long)st->messages_relayed,
 	    (unsigned long long)st->backend_failures, (unsigned long long)st->backend_probe_failures,
+	    (unsigned long long)st->backend_pool_parked, (unsigned long long)st->backend_pool_reused,
+	    (unsigned long long)st->backend_pool_stale,
 	    (unsigned long long)st->accept_errors, (unsigned long long)st->accept_paused,
 	    (unsigned long long)st->dropped_overload, reasons[0] ? reasons : "-");
 	tls_counters_log();

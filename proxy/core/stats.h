@@ -13,6 +13,9 @@ struct stats {
 	uint64_t	messages_relayed;
 	uint64_t	backend_failures;
 	uint64_t	backend_probe_failures;
+	uint64_t	backend_pool_parked;	/* connections given back at a session's end */
+	uint64_t	backend_pool_reused;	/* sessions that took one */
+	uint64_t	backend_pool_stale;	/* taken ones that failed before use: reconnected */
 	uint64_t	accept_errors;
 	uint64_t	accept_paused;
 	uint64_t	dropped_overload;

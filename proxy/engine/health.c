@@ -15,6 +15,7 @@
 #include "client_info.h"
 #include "daemon.h"
 #include "log.h"
+#include "relay.h"
 #include "reply_parser.h"
 
 enum probe_state {
@@ -101,6 +102,8 @@ probe_result(bool ok, const char *why)
 	} else {
 		mxd->stats.backend_probe_failures++;
 		probe.failures++;
+		/* Connections kept from before may be as dead as the one the probe just tried. */
+		relay_pool_flush("the backend probe failed");
 		log_debug("backend probe failed: %s", why);
 		if (mxd->backend_up && probe.failures >= PROBE_FAILURES_FOR_DOWN) {
 			log_warn("backend down: %u probes failed, last: %s", probe.failures, why);

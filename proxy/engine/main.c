@@ -22,6 +22,7 @@
 #include "kernel.h"
 #include "listener.h"
 #include "log.h"
+#include "relay.h"
 #include "priv.h"
 #include "session.h"
 #include "sockets.h"
@@ -52,6 +53,7 @@ reload_apply(struct config *next)
 		log_warn("reload: some tier addresses could not be bound (see above)");
 	config_unref(mxd->config);
 	mxd->config = next;
+	relay_pool_flush("the configuration was reloaded");
 	dns_init(next);
 	kernel_reconfigure(next);
 	db_reconfigure(next);
@@ -121,6 +123,7 @@ shutdown_cb(evutil_socket_t sig, short what, void *arg)
 	}
 	mxd->draining = true;
 	listeners_close_all();
+	relay_pool_flush("stopping");
 	health_stop();
 	shed_stop();
 	log_info("stopping: no new connections, %zu sessions finishing (grace %llds)", mxd->active_sessions,

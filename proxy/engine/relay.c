@@ -5,6 +5,7 @@
  * command goes out), and message data streamed with back-pressure.
  */
 #include "relay.h"
+#include "relay_internal.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -24,48 +25,18 @@
 #include "reply_parser.h"
 #include "tls.h"
 
-enum relay_state {
-	RELAY_CONNECTING = 0,
-	RELAY_GREETING,		/* waiting for the backend's 220 */
-	RELAY_EHLO,
-	RELAY_STARTTLS,		/* STARTTLS sent (backend_tls): waiting for its 220 */
-	RELAY_TLS_HANDSHAKE,	/* the TLS bufferevent has the socket */
-	RELAY_EHLO_TLS,		/* EHLO again inside TLS */
-	RELAY_XCLIENT,		/* XCLIENT sent: a new 220 follows */
-	RELAY_EHLO_AGAIN,	/* EHLO after XCLIENT */
-	RELAY_IDLE,		/* ready, nothing outstanding */
-	RELAY_COMMAND,		/* one command outstanding */
-	RELAY_STREAMING,	/* message data flowing: no reply expected */
-	RELAY_QUITTING,		/* detached from its session */
-	RELAY_STATE_COUNT
-};
-
 static const char *const relay_state_names[RELAY_STATE_COUNT] = {
-	"CONNECTING", "GREETING", "EHLO", "STARTTLS", "TLS_HANDSHAKE", "EHLO_TLS", "XCLIENT", "EHLO_AGAIN", "IDLE", "COMMAND", "STREAMING", "QUITTING"
+	"CONNECTING", "GREETING", "EHLO", "STARTTLS", "TLS_HANDSHAKE", "EHLO_TLS", "XCLIENT", "EHLO_AGAIN", "IDLE", "COMMAND",
+	"STREAMING", "QUITTING", "POOLED", "RESET"
 };
 
 #define RELAY_QUIT_LINGER_MS 2000
-
-struct relay {
-	struct relay_owner	 owner;		/* the session it speaks for */
-	bool			 attached;	/* false once detached (relay_quit) */
-	struct bufferevent	*bev;
-	struct event		*timer;
-	enum relay_state	 state;
-	bool			 tls;		/* the backend leg is TLS */
-	bool			 command_is_data;
-	const char		*broken;	/* why it is dropped on the next loop pass (relay_break_soon) */
-	struct smtp_reply	 reply;
-	char			 first_command[SMTP_COMMAND_LINE_MAX + 64];
-	size_t			 first_command_len;
-	struct backend_caps	 caps;
-	struct outq		 out;		/* commands and data leave once per loop pass */
-};
 
 static void relay_read_cb(struct bufferevent *bev, void *arg);
 static void relay_write_cb(struct bufferevent *bev, void *arg);
 static void relay_event_cb(struct bufferevent *bev, short what, void *arg);
 static void relay_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void relay_reconnect(struct relay *r, const char *why);
 
 /* relay_drained - all written: a session holding back message data may go on. */
 static void
@@ -103,6 +74,10 @@ relay_fail(struct relay *r, const char *why)
 {
 	if (!r->attached) {
 		relay_free(r);
+		return;
+	}
+	if (r->reusing) {
+		relay_reconnect(r, why);
 		return;
 	}
 	r->owner.failed(r->owner.arg, why);	/* frees r */
@@ -161,17 +136,104 @@ relay_socket(const struct relay_owner *o, bool *failed)
 	return fd;
 }
 
-struct relay *
-relay_start(const struct relay_owner *owner, const char *first_command, size_t len)
+/*
+ * relay_open - a new connection to the backend for r (CONNECTING); -1 if it
+ * cannot even be started.
+ */
+static int
+relay_open(struct relay *r)
 {
-	const struct config *c = owner->config;
-	struct relay *r;
+	const struct config *c = r->owner.config;
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 	struct timeval write_timeout = { .tv_sec = c->backend_timeout / 1000, .tv_usec = (c->backend_timeout % 1000) * 1000 };
+	bool failed;
+	evutil_socket_t fd = relay_socket(&r->owner, &failed);
+
+	if (failed)
+		return -1;
+	r->bev = bufferevent_socket_new(mxd->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (r->bev == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	r->state = RELAY_CONNECTING;
+	r->sessions = 1;
+	memset(&r->reply, 0, sizeof(r->reply));	/* a reconnect's greeting is a reply of its own */
+	bufferevent_setcb(r->bev, relay_read_cb, relay_write_cb, relay_event_cb, r);
+	bufferevent_setwatermark(r->bev, EV_WRITE, RELAY_OUTPUT_LOW, 0);
+	bufferevent_setwatermark(r->bev, EV_READ, 0, REPLY_TEXT_MAX * 2);
+	/* Output that the backend does not take for backend_timeout is a dead backend. */
+	bufferevent_set_timeouts(r->bev, NULL, &write_timeout);
+	netaddr_to_sockaddr(&c->backend_addr, c->backend_port, &ss, &sslen);
+	if (bufferevent_socket_connect(r->bev, (struct sockaddr *)&ss, (int)sslen) == -1)
+		return -1;
+	/* EV_WRITE only when a flush could not finish (outq); connecting works without it. */
+	bufferevent_enable(r->bev, EV_READ);
+	if (outq_init(&r->out, r->bev, relay_drained, r) == -1)
+		return -1;
+	relay_arm_timer(r, c->backend_connect_timeout);
+	return 0;
+}
+
+/*
+ * relay_reuse - a pooled connection goes on for a new owner: RSET ends
+ * whatever the last session left open, and the handshake resumes after
+ * EHLO (XCLIENT announces the new client, or the first command goes out).
+ */
+static void
+relay_reuse(struct relay *r, const struct relay_owner *owner)
+{
+	config_unref(r->owner.config);
+	r->owner = *owner;
+	r->owner.config = config_ref(owner->config);
+	r->attached = true;
+	r->reusing = true;
+	r->sessions++;
+	if (r->tls)
+		r->owner.tls_info(r->owner.arg, r->tls_desc);
+	relay_send(r, "RSET\r\n", 6);
+	relay_enter_state(r, RELAY_RESET);
+	relay_arm_timer(r, owner->config->backend_timeout);
+}
+
+/*
+ * relay_reconnect - a pooled connection failed before its new session's
+ * first command went out (the backend timed it out, or refused RSET or
+ * XCLIENT): the session loses nothing, it gets a new connection instead.
+ */
+static void
+relay_reconnect(struct relay *r, const char *why)
+{
+	log_info("session %010llx: pooled backend connection unusable (%s); connecting afresh",
+	    (unsigned long long)r->owner.session_id, why);
+	mxd->stats.backend_pool_stale++;
+	evtimer_del(r->timer);
+	outq_free(&r->out);
+	bufferevent_free(r->bev);
+	r->bev = NULL;
+	r->tls = false;
+	r->reusing = false;
+	r->broken = NULL;
+	memset(&r->caps, 0, sizeof(r->caps));
+	if (relay_open(r) == -1)
+		r->owner.failed(r->owner.arg, "cannot connect");	/* frees r */
+}
+
+struct relay *
+relay_start(const struct relay_owner *owner, const char *first_command, size_t len)
+{
+	struct relay *r;
 
 	if (len >= sizeof(r->first_command))
 		return NULL;
+	if ((r = relay_pool_take(owner->config)) != NULL) {
+		memcpy(r->first_command, first_command, len);
+		r->first_command_len = len;
+		relay_reuse(r, owner);
+		return r;
+	}
 	r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return NULL;
@@ -180,40 +242,11 @@ relay_start(const struct relay_owner *owner, const char *first_command, size_t l
 	r->attached = true;
 	memcpy(r->first_command, first_command, len);
 	r->first_command_len = len;
-	{
-		bool failed;
-		evutil_socket_t fd = relay_socket(&r->owner, &failed);
-
-		if (failed) {
-			relay_free(r);
-			return NULL;
-		}
-		r->bev = bufferevent_socket_new(mxd->base, fd, BEV_OPT_CLOSE_ON_FREE);
-		if (r->bev == NULL && fd >= 0)
-			close(fd);
-	}
 	r->timer = evtimer_new(mxd->base, relay_timer_cb, r);
-	if (r->bev == NULL || r->timer == NULL) {
+	if (r->timer == NULL || relay_open(r) == -1) {
 		relay_free(r);
 		return NULL;
 	}
-	bufferevent_setcb(r->bev, relay_read_cb, relay_write_cb, relay_event_cb, r);
-	bufferevent_setwatermark(r->bev, EV_WRITE, RELAY_OUTPUT_LOW, 0);
-	bufferevent_setwatermark(r->bev, EV_READ, 0, REPLY_TEXT_MAX * 2);
-	/* Output that the backend does not take for backend_timeout is a dead backend. */
-	bufferevent_set_timeouts(r->bev, NULL, &write_timeout);
-	netaddr_to_sockaddr(&c->backend_addr, c->backend_port, &ss, &sslen);
-	if (bufferevent_socket_connect(r->bev, (struct sockaddr *)&ss, (int)sslen) == -1) {
-		relay_free(r);
-		return NULL;
-	}
-	/* EV_WRITE only when a flush could not finish (outq); connecting works without it. */
-	bufferevent_enable(r->bev, EV_READ);
-	if (outq_init(&r->out, r->bev, relay_drained, r) == -1) {
-		relay_free(r);
-		return NULL;
-	}
-	relay_arm_timer(r, c->backend_connect_timeout);
 	return r;
 }
 
@@ -222,6 +255,7 @@ relay_free(struct relay *r)
 {
 	if (r == NULL)
 		return;
+	relay_pool_unlink(r);
 	if (r->timer)
 		event_free(r->timer);
 	outq_free(&r->out);
@@ -300,6 +334,7 @@ relay_connected(struct relay *r)
 static void
 relay_ready(struct relay *r)
 {
+	r->reusing = false;
 	relay_enter_state(r, RELAY_IDLE);
 	relay_command(r, r->first_command, r->first_command_len);
 }
@@ -385,6 +420,7 @@ relay_tls_established(struct relay *r)
 		char info[96];
 
 		tls_describe(r->bev, info, sizeof(info));
+		snprintf(r->tls_desc, sizeof(r->tls_desc), "%s", info);
 		r->owner.tls_info(r->owner.arg, info);
 	}
 	bufferevent_set_timeouts(r->bev, NULL, &write_timeout);
@@ -432,7 +468,12 @@ relay_handshake_reply(struct relay *r)
 	switch (r->state) {
 	case RELAY_GREETING:
 	case RELAY_XCLIENT:
-		if (r->reply.code != 220)
+		/*
+		 * Postfix's smtpd answers XCLIENT with a fresh 220 greeting, as its
+		 * XCLIENT_README says; its smtp-sink answers 250. Either is a yes,
+		 * and EHLO follows both.
+		 */
+		if (r->reply.code != 220 && !(r->state == RELAY_XCLIENT && r->reply.code == 250))
 			goto refused;
 		relay_send_ehlo(r, r->state == RELAY_XCLIENT);
 		relay_enter_state(r, r->state == RELAY_XCLIENT ? RELAY_EHLO_AGAIN : RELAY_EHLO);
@@ -459,6 +500,11 @@ relay_handshake_reply(struct relay *r)
 				return;
 			}
 		}
+		relay_after_ehlo(r);
+		return;
+	case RELAY_RESET:
+		if (r->reply.code != 250)
+			goto refused;
 		relay_after_ehlo(r);
 		return;
 	case RELAY_STARTTLS:
@@ -523,7 +569,7 @@ relay_read_cb(struct bufferevent *bev, void *arg)
 
 		if (r->state != RELAY_GREETING && r->state != RELAY_EHLO && r->state != RELAY_STARTTLS &&
 		    r->state != RELAY_EHLO_TLS && r->state != RELAY_XCLIENT && r->state != RELAY_EHLO_AGAIN &&
-		    r->state != RELAY_COMMAND && r->state != RELAY_QUITTING) {
+		    r->state != RELAY_RESET && r->state != RELAY_COMMAND && r->state != RELAY_QUITTING) {
 			if (evbuffer_get_length(in) > 0)
 				relay_fail(r, "sent data nobody asked for");
 			return;
@@ -619,6 +665,14 @@ relay_timer_cb(evutil_socket_t fd, short what, void *arg)
 		relay_fail(r, r->broken);
 		return;
 	}
+	if (r->state == RELAY_POOLED) {
+		/* Idle for backend_pool_idle: out of the pool with a polite QUIT. */
+		relay_pool_unlink(r);
+		relay_send(r, "QUIT\r\n", 6);
+		r->state = RELAY_QUITTING;
+		relay_arm_timer(r, RELAY_QUIT_LINGER_MS);
+		return;
+	}
 	snprintf(why, sizeof(why), "timed out in %s", relay_state_names[r->state]);
 	if (r->state == RELAY_TLS_HANDSHAKE)
 		relay_tls_fail(r, why);
@@ -661,6 +715,13 @@ bool
 relay_output_full(const struct relay *r)
 {
 	return evbuffer_get_length(bufferevent_get_output(r->bev)) > RELAY_OUTPUT_HIGH;
+}
+
+void
+relay_release(struct relay *r)
+{
+	if (!relay_pool_park(r))
+		relay_quit(r);
 }
 
 void

@@ -56,5 +56,11 @@ void		 relay_data_end(struct relay *r);
 bool		 relay_output_full(const struct relay *r);
 /* relay_quit - polite QUIT then close, detached from the session. */
 void		 relay_quit(struct relay *r);
+/* relay_release - the session is done with r: into the pool for the next session (relay_pool.c), or relay_quit. */
+void		 relay_release(struct relay *r);
+/* relay_pool_flush - close every pooled connection (the health probe failed, or shutting down). */
+void		 relay_pool_flush(const char *why);
+/* relay_pool_count - connections at rest in the pool. */
+size_t		 relay_pool_count(void);
 
 #endif

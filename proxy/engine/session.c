@@ -142,7 +142,7 @@ session_close(struct session *s, const char *fmt, ...)
 	client_dns_abandon(s);
 	outq_kick(&s->out);
 	if (s->relay) {
-		relay_quit(s->relay);
+		relay_release(s->relay);
 		s->relay = NULL;
 	}
 	/*

@@ -293,7 +293,7 @@ helo_common(struct session *s, const char *arg, bool esmtp)
 	/* EHLO inside a transaction resets it; the backend leg is dropped with it. */
 	if (s->state == SESSION_MAIL || s->state == SESSION_RCPT) {
 		if (s->relay) {
-			relay_quit(s->relay);
+			relay_release(s->relay);
 			s->relay = NULL;
 		}
 		session_reset_transaction(s);

@@ -771,3 +771,23 @@ def test_messages_relay_at_a_sane_rate_over_tls(start_backend, start_daemon, con
     assert len(big) / big_secs > 2e6, big_secs
     # the message streamed: the daemon did not grow by anything like its size
     assert rss_after - rss_before < 6 * 1024, (rss_before, rss_after)
+
+
+def test_pooled_backend_tls_connection_serves_the_next_session(start_backend, start_daemon, connect, certs):
+    # a reused TLS backend leg: one handshake, the second session still logs the leg's TLS
+    b = start_backend("--starttls", certs.path("backend.pem") + "," + certs.path("backend.key"))
+    d = start_daemon(b, backend_tls="encrypt", backend_client_info="xclient", allow_networks="127.0.0.0/8")
+    logs = []
+    for source in ("127.0.0.71", "127.0.0.72"):
+        c = connect(d, source=source)
+        c.greeting()
+        c.ehlo()
+        replies = c.send_mail("a@example.org", ["b@example.org"], message())
+        assert [r.code for r in replies] == [250, 250, 354, 250], replies
+        assert c.cmd("QUIT").code == 221
+        logs.append(d.session_for(c))
+        c.close()
+    [conn] = b.mail_connections()
+    assert len(conn["messages"]) == 2 and conn["tls"]["version"] == "TLSv1.3"
+    assert [a["ADDR"] for a in conn["xclient_attrs"]] == [["127.0.0.71"], ["127.0.0.72"]]
+    assert [l["backend_tls"] for l in logs] == ["TLSv1.3/" + conn["tls"]["cipher"]] * 2, logs
