@@ -44,6 +44,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "fuzz.h"
+#include "relay.h"
 #include "session.h"
 
 #define QUIET_MS	2	/* nothing moved for this long: the exchange is over */
@@ -388,7 +389,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	FUZZ_CHECK(mxd->active_sessions == 0, "%zu sessions left 5 s after the client hung up",
 	    mxd->active_sessions);
-	/* The relay closes its backend connection: wait for the backend side to see it. */
+	/*
+	 * The relay gave its backend connection back to the pool or closed it;
+	 * one run's pool is not the next run's: empty it, then wait for the
+	 * backend side to see every connection go.
+	 */
+	relay_pool_flush("fuzz run over");
 	deadline = now_ms() + FREE_MAX_MS;
 	while (backend_conns != NULL && now_ms() < deadline) {
 		event_base_loop(mxd->base, EVLOOP_NONBLOCK);
