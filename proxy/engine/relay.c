@@ -542,13 +542,23 @@ relay_reply_done(struct relay *r)
 		relay_free(r);
 		return;
 	}
+	/*
+	 * One command, one reply: anything after it was never asked for, and
+	 * the replies after it would answer the wrong commands. Only the reply
+	 * to end-of-data is kept then: every reply before it came alone, so it
+	 * is the backend's own, and a 2xx means the backend took the message.
+	 */
+	if (evbuffer_get_length(bufferevent_get_input(r->bev)) > 0) {
+		if (r->state != RELAY_COMMAND || !r->awaiting_data_end || r->reply.code / 100 != 2) {
+			relay_fail(r, "sent data after its reply");
+			return;
+		}
+		relay_break_soon(r, "sent data after its reply");
+	}
 	if (r->state != RELAY_COMMAND) {
 		relay_handshake_reply(r);
 		return;
 	}
-	/* One command, one reply: anything after it was never asked for. */
-	if (evbuffer_get_length(bufferevent_get_input(r->bev)) > 0)
-		relay_break_soon(r, "sent data after its reply");
 	relay_enter_state(r, r->command_is_data && r->reply.code == 354 ? RELAY_STREAMING : RELAY_IDLE);
 	r->owner.reply(r->owner.arg, &r->reply);	/* may free r: nothing after this */
 }
@@ -689,6 +699,7 @@ relay_command(struct relay *r, const char *line, size_t len)
 	if (r->state != RELAY_IDLE)
 		fatalx("relay_command in state %s", relay_state_names[r->state]);
 	r->command_is_data = len == 6 && memcmp(line, "DATA\r\n", 6) == 0;
+	r->awaiting_data_end = false;
 	if (!r->broken)
 		relay_send(r, line, len);
 	relay_enter_state(r, RELAY_COMMAND);
@@ -707,6 +718,7 @@ relay_data_end(struct relay *r)
 {
 	memset(&r->reply, 0, sizeof(r->reply));
 	r->command_is_data = false;
+	r->awaiting_data_end = true;
 	relay_enter_state(r, RELAY_COMMAND);
 	relay_arm_timer(r, r->owner.config->backend_data_timeout);
 }

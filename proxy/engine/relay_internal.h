@@ -43,6 +43,7 @@ struct relay {
 	bool			 tls;		/* the backend leg is TLS */
 	char			 tls_desc[RELAY_TLS_DESC_MAX];	/* what the owner was told of it */
 	bool			 command_is_data;
+	bool			 awaiting_data_end;	/* the outstanding reply is end-of-data's */
 	const char		*broken;	/* why it is dropped on the next loop pass (relay_break_soon) */
 	struct smtp_reply	 reply;
 	char			 first_command[SMTP_COMMAND_LINE_MAX + 64];

@@ -75,7 +75,10 @@ def world():
     """world - a lenient recording backend and one mxtierd for the module."""
     workdir = tempfile.mkdtemp(prefix="mxtier-hostile-")
     backend = RecordingBackend(workdir, ["--lenient-eod"], name="lenient").start()
-    daemon = Daemon(workdir, backend.port, {"backend_client_info": "xclient", "max_sessions_per_client": 5})
+    # backend_pool_size = 0: each backend connection carries one client's session,
+    # so its raw input can be examined per client once it is closed
+    daemon = Daemon(workdir, backend.port, {"backend_client_info": "xclient", "max_sessions_per_client": 5,
+                                            "backend_pool_size": 0})
     try:
         daemon.start()
     except Exception:
