@@ -283,7 +283,7 @@ control_request(const struct config *c, int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-	const char *path = "/etc/mxtier/mxtier.conf";
+	const char *path = MXTIER_CONFIG_PATH;
 	const char *cmd;
 	struct config *c;
 	char err[1024];

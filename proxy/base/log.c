@@ -6,17 +6,35 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "service.h"
+
 int log_verbose;
 /* "priv: " in the privileged parent, so its lines stand apart from the engine's. */
 const char *log_prefix = "";
 
+/* Syslog priorities of the sd-daemon(3) "<N>" prefix the journal reads. */
+#define LOG_PRI_ERR	3
+#define LOG_PRI_WARNING	4
+#define LOG_PRI_INFO	6
+#define LOG_PRI_DEBUG	7
+
 static void
-log_vemit(const char *level, const char *fmt, va_list ap)
+log_vemit(int priority, const char *level, const char *fmt, va_list ap)
 {
+	/* Decided once: stderr does not change under a running daemon. -1 = not yet known. */
+	static int journal = -1;
 	char buf[4096], stamp[32];
 	struct timeval tv;
 	struct tm tm;
 
+	if (journal == -1)
+		journal = service_stderr_is_journal();
+	if (journal) {
+		/* The journal stamps each line itself and files it under the priority. */
+		vsnprintf(buf, sizeof(buf), fmt, ap);
+		fprintf(stderr, "<%d>%s: %s%s\n", priority, level, log_prefix, buf);
+		return;
+	}
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
@@ -31,7 +49,7 @@ log_info(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	log_vemit("info", fmt, ap);
+	log_vemit(LOG_PRI_INFO, "info", fmt, ap);
 	va_end(ap);
 }
 
@@ -41,7 +59,7 @@ log_warn(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	log_vemit("warn", fmt, ap);
+	log_vemit(LOG_PRI_WARNING, "warn", fmt, ap);
 	va_end(ap);
 }
 
@@ -53,7 +71,7 @@ log_debug(const char *fmt, ...)
 	if (!log_verbose)
 		return;
 	va_start(ap, fmt);
-	log_vemit("debug", fmt, ap);
+	log_vemit(LOG_PRI_DEBUG, "debug", fmt, ap);
 	va_end(ap);
 }
 
@@ -63,7 +81,7 @@ fatalx(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	log_vemit("fatal", fmt, ap);
+	log_vemit(LOG_PRI_ERR, "fatal", fmt, ap);
 	va_end(ap);
 	exit(1);
 }
