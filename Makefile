@@ -5,6 +5,8 @@
 #                 real peers) + fuzz-smoke
 #   make demo     deps + build + a demo appliance on 127.0.0.10/11/12:2525
 #   make bench    benchmark figures (not a test)
+#   make deb      the Debian package build/mxtier_VERSION_amd64.deb (packaging/debian)
+#   make lint-deb make deb, then lintian on it: any error or warning fails
 #   make fuzz     libFuzzer harnesses, FUZZ_TIME seconds each (default 300);
 #                 make fuzz-smoke is the short run that make check includes
 
@@ -202,7 +204,7 @@ deb:
 # lint-deb: lintian on the package and its .changes/.buildinfo; any error or
 # warning fails (overrides, each with its reason, are in packaging/debian).
 lint-deb: deb
-	lintian --fail-on error,warning --display-info --info build/mxtier_$(DEB_VERSION)_$(DEB_ARCH).changes
+	lintian --fail-on error,warning --display-info build/mxtier_$(DEB_VERSION)_$(DEB_ARCH).changes
 
 # check-packaging: the packaged config and mxtier.conf(5) against the config
 # table, the journal priority prefixes, the unit's hardening (systemd-analyze

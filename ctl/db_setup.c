@@ -70,6 +70,9 @@ ctl_db_apply_migrations(PGconn *pg)
 	PGresult *res;
 	int have, applied = 0;
 
+	/* "already exists, skipping" on every run is no news to an operator. */
+	if (!exec_ok(pg, "SET client_min_messages = warning", "client_min_messages"))
+		return -1;
 	if (!exec_ok(pg, "CREATE TABLE IF NOT EXISTS mxtier_schema_migrations (version integer PRIMARY KEY, "
 	    "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())", "schema version table"))
 		return -1;
