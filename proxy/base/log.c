@@ -4,13 +4,35 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <sys/stat.h>
 #include <time.h>
-
-#include "service.h"
+#include <unistd.h>
 
 int log_verbose;
 /* "priv: " in the privileged parent, so its lines stand apart from the engine's. */
 const char *log_prefix = "";
+
+/*
+ * log_to_journal - 1 when stderr is the journal's stream: the variable
+ * alone is not enough (a child may inherit it with stderr redirected), so
+ * its "DEV:INODE" must be stderr's own. Decided once: stderr does not
+ * change under a running daemon.
+ */
+int
+log_to_journal(void)
+{
+	static int journal = -1;	/* not yet known */
+	const char *e;
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (journal != -1)
+		return journal;
+	e = getenv("JOURNAL_STREAM");
+	journal = e != NULL && sscanf(e, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
+	    (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+	return journal;
+}
 
 /* Syslog priorities of the sd-daemon(3) "<N>" prefix the journal reads. */
 #define LOG_PRI_ERR	3
@@ -21,15 +43,11 @@ const char *log_prefix = "";
 static void
 log_vemit(int priority, const char *level, const char *fmt, va_list ap)
 {
-	/* Decided once: stderr does not change under a running daemon. -1 = not yet known. */
-	static int journal = -1;
 	char buf[4096], stamp[32];
 	struct timeval tv;
 	struct tm tm;
 
-	if (journal == -1)
-		journal = service_stderr_is_journal();
-	if (journal) {
+	if (log_to_journal()) {
 		/* The journal stamps each line itself and files it under the priority. */
 		vsnprintf(buf, sizeof(buf), fmt, ap);
 		fprintf(stderr, "<%d>%s: %s%s\n", priority, level, log_prefix, buf);

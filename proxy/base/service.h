@@ -2,12 +2,10 @@
 #define MXTIER_SERVICE_H
 
 /*
- * The service manager's side channels, both no-ops outside systemd:
- * readiness notifications (sd_notify, when NOTIFY_SOCKET is set) and
- * whether stderr is the journal (JOURNAL_STREAM names stderr's device and
- * inode), in which case log lines carry a "<N>" syslog priority.
+ * service_notify - a readiness notification to the service manager
+ * (sd_notify(3) state line); a no-op outside systemd (no NOTIFY_SOCKET).
+ * Whether stderr is the journal is log.c's business (log_to_journal).
  */
 void	service_notify(const char *state);
-int	service_stderr_is_journal(void);
 
 #endif

@@ -176,7 +176,7 @@ main(int argc, char **argv)
 	mxd->config = priv_config_load(path, err, sizeof(err));
 	if (mxd->config == NULL) {
 		/* Under systemd an error priority, so `journalctl -p warning` shows why it did not start. */
-		fprintf(stderr, "%smxtierd: %s\n", service_stderr_is_journal() ? "<3>" : "", err);
+		fprintf(stderr, "%smxtierd: %s\n", log_to_journal() ? "<3>" : "", err);
 		return 1;
 	}
 	if (print_only) {

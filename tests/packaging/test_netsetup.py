@@ -86,3 +86,21 @@ def test_refused_configuration_loads_nothing(topo, appliance, kworkdir):
     assert topo.nft("-a", "list", "table", "inet", nt.TABLE).stdout.splitlines()[0] == handle
     assert topo.nft("list", "chain", "inet", nt.TABLE, "prerouting").stdout == chain
     assert CLIENTS4[5] in topo.set_elements("block4")
+
+
+def test_service_restart_keeps_the_kernel_blocks(topo, appliance, kworkdir):
+    """What an upgrade does (dh_installsystemd --restart-after-upgrade): stop, ExecStartPre, a new mxtierd.
+    Without a database the new daemon knows nothing of the block; the kernel still drops the client."""
+    daemon, _ = appliance(block_ttl="1h")
+    daemon.ctl("block", "add", CLIENTS4[7], "1h")
+    wait_element(topo, "block4", CLIENTS4[7])
+    assert daemon.stop() == 0
+    netsetup(topo, daemon.conf_path, "start")
+    successor = nt.NsDaemon(topo, kworkdir, {"block_ttl": "1h"}, name="mxtierd-after-upgrade")
+    try:
+        successor.start()
+        time.sleep(0.5)     # the set writer's first batches, had it wanted to change anything
+        assert CLIENTS4[7] in topo.set_elements("block4")
+        assert_dropped(topo, successor, CLIENTS4[7], host=PRIMARY4)
+    finally:
+        nt.stop_all([successor])
