@@ -191,11 +191,13 @@ DEB_ARCH     = $(shell dpkg-architecture -qDEB_HOST_ARCH)
 DEB_FILE     = build/mxtier_$(DEB_VERSION)_$(DEB_ARCH).deb
 
 deb:
+	@for t in dpkg-buildpackage dh lintian; do command -v $$t >/dev/null || { echo "make deb: $$t not found:" \
+	    "run 'make deps' (packaging/install-deps installs debhelper, lintian, dpkg-dev)" >&2; exit 1; }; done
 	rm -rf $(DEB_STAGE)
 	mkdir -p $(DEB_STAGE)/mxtier
 	{ git ls-files -z -co --exclude-standard 2>/dev/null || find . -path ./build\* -prune -o -path ./.git -prune \
 	    -o -type f -print0; } | grep -zv '^packaging/debian/' | \
-	    tar --null -T - --no-recursion -cf - | tar -xf - -C $(DEB_STAGE)/mxtier
+	    tar --null -T - --no-recursion --ignore-failed-read -cf - | tar -xf - -C $(DEB_STAGE)/mxtier
 	cp -r packaging/debian $(DEB_STAGE)/mxtier/debian
 	cd $(DEB_STAGE)/mxtier && dpkg-buildpackage -us -uc -b
 	mv $(DEB_STAGE)/mxtier_$(DEB_VERSION)_* $(DEB_STAGE)/mxtier-dbgsym_$(DEB_VERSION)_* build/
