@@ -204,9 +204,11 @@ deb:
 	@echo "built $(DEB_FILE)"
 
 # lint-deb: lintian on the package and its .changes/.buildinfo; any error or
-# warning fails (overrides, each with its reason, are in packaging/debian).
+# warning fails (overrides, each with its reason, are in packaging/debian);
+# then packaging/check-deb: the files, the conffile, the hardening.
 lint-deb: deb
 	lintian --fail-on error,warning --display-info build/mxtier_$(DEB_VERSION)_$(DEB_ARCH).changes
+	packaging/check-deb $(DEB_FILE)
 
 # check-packaging: the packaged config and mxtier.conf(5) against the config
 # table, the journal priority prefixes, the unit's hardening (systemd-analyze
