@@ -5,12 +5,14 @@
 #                 real peers) + fuzz-smoke
 #   make demo     deps + build + a demo appliance on 127.0.0.10/11/12:2525
 #   make bench    benchmark figures (not a test)
+#   make deb      the Debian package build/mxtier_VERSION_amd64.deb (packaging/debian)
+#   make lint-deb make deb, then lintian on it: any error or warning fails
 #   make fuzz     libFuzzer harnesses, FUZZ_TIME seconds each (default 300);
 #                 make fuzz-smoke is the short run that make check includes
 
 CC         ?= cc
 PKG_CONFIG ?= pkg-config
-PKGS       := libevent libevent_openssl libnftnl libmnl libpq openssl
+PKGS       := libevent libevent_openssl libnftnl libmnl libpq openssl libsystemd
 
 # The Debian 12 package that ships each pkg-config module (packaging/install-deps
 # installs them all).
@@ -20,6 +22,7 @@ DEB_libnftnl         := libnftnl-dev
 DEB_libmnl           := libmnl-dev
 DEB_libpq            := libpq-dev
 DEB_openssl          := libssl-dev
+DEB_libsystemd       := libsystemd-dev
 DEB_cmocka           := libcmocka-dev
 
 # pkg_query OPTION,MODULES - `pkg-config OPTION MODULES`, or stop with a message
@@ -45,12 +48,13 @@ PKG_LIBS      = $(eval PKG_LIBS := $(call pkg_query,--libs,$(PKGS)))$(PKG_LIBS)
 CMOCKA_CFLAGS = $(eval CMOCKA_CFLAGS := $(call pkg_query,--cflags,cmocka))$(CMOCKA_CFLAGS)
 CMOCKA_LIBS   = $(eval CMOCKA_LIBS := $(call pkg_query,--libs,cmocka))$(CMOCKA_LIBS)
 
-# CFLAGS, LDFLAGS and LDLIBS are the user's (environment or command line,
-# e.g. `make CFLAGS=-O0`); the project's own flags are added in MX_*, so
-# neither a user's CFLAGS nor a sub-make drops or doubles them.
+# CFLAGS, CPPFLAGS, LDFLAGS and LDLIBS are the user's (environment or command
+# line, e.g. `make CFLAGS=-O0`, or dpkg-buildflags' hardening flags in the
+# package build); the project's own flags are added in MX_*, so neither a
+# user's CFLAGS nor a sub-make drops or doubles them.
 CFLAGS    ?= -O2 -g
 MX_CFLAGS  = -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -D_GNU_SOURCE \
-             $(INCLUDES) $(SAN_FLAGS) $(CFLAGS) $(PKG_CFLAGS)
+             $(INCLUDES) $(SAN_FLAGS) $(CPPFLAGS) $(CFLAGS) $(PKG_CFLAGS)
 MX_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 MX_LDLIBS  = $(PKG_LIBS) $(LDLIBS)
 
@@ -70,7 +74,8 @@ SRC_DIRS := proxy/base proxy/wire proxy/config proxy/core proxy/policy proxy/ada
 INCLUDES := $(SRC_DIRS:%=-I%)
 
 # Modules shared by the daemon, mxtierctl and the unit tests.
-BASE_SRC   := proxy/base/log.c proxy/base/netaddr.c proxy/base/reason.c proxy/base/sockets.c
+BASE_SRC   := proxy/base/log.c proxy/base/netaddr.c proxy/base/reason.c proxy/base/sockets.c \
+              proxy/base/service.c
 WIRE_SRC   := proxy/wire/smtp_parse.c proxy/wire/data_reader.c proxy/wire/reply_parser.c \
               proxy/wire/client_info.c proxy/wire/dnsbl_site.c
 CONFIG_SRC := proxy/config/config.c proxy/config/tls.c kernel-rules/ruleset.c
@@ -81,7 +86,7 @@ DAEMON_SRC := $(wildcard proxy/core/*.c) $(POLICY_SRC) $(wildcard proxy/adapters
               $(wildcard proxy/privsep/*.c) $(filter-out proxy/engine/main.c,$(wildcard proxy/engine/*.c)) \
               $(wildcard db/*.c) $(filter-out kernel-rules/ruleset.c,$(wildcard kernel-rules/*.c))
 MAIN_SRC := proxy/engine/main.c
-CTL_SRC  := ctl/mxtierctl.c
+CTL_SRC  := ctl/mxtierctl.c ctl/db_setup.c
 
 CORE_OBJ   := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
@@ -92,7 +97,8 @@ ALL_OBJ    := $(CORE_OBJ) $(DAEMON_OBJ) $(MAIN_OBJ) $(CTL_OBJ)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps check check-run check-layers unit integration demo bench clean fuzz fuzz-build fuzz-smoke fuzz-merge
+.PHONY: all deps check check-run check-layers unit integration demo bench clean fuzz fuzz-build fuzz-smoke fuzz-merge \
+        deb lint-deb check-packaging
 
 all: $(BUILD)/mxtierd $(BUILD)/mxtierctl
 
@@ -159,7 +165,7 @@ integration: all
 check: deps
 	$(MAKE) check-run
 
-check-run: all unit integration fuzz-smoke
+check-run: all unit integration check-packaging fuzz-smoke
 
 demo: deps
 	$(MAKE) all
@@ -172,6 +178,43 @@ bench: all
 
 clean:
 	rm -rf build build-san build-fuzz
+
+# ---- the Debian package (packaging/debian) and the systemd unit (packaging/systemd) ----
+# make deb: dpkg-buildpackage wants debian/ at the top of the source tree, so
+# the files git knows (tracked and new, not ignored) are copied into a
+# staging tree under build/deb/ with packaging/debian as its debian/, and
+# built there; the repository itself is never touched. The package's build
+# calls this Makefile (`make all`) with dpkg-buildflags' flags.
+DEB_STAGE   := build/deb
+DEB_VERSION  = $(shell dpkg-parsechangelog -l packaging/debian/changelog -S Version)
+DEB_ARCH     = $(shell dpkg-architecture -qDEB_HOST_ARCH)
+DEB_FILE     = build/mxtier_$(DEB_VERSION)_$(DEB_ARCH).deb
+
+deb:
+	@for t in dpkg-buildpackage dh lintian; do command -v $$t >/dev/null || { echo "make deb: $$t not found:" \
+	    "run 'make deps' (packaging/install-deps installs debhelper, lintian, dpkg-dev)" >&2; exit 1; }; done
+	rm -rf $(DEB_STAGE)
+	mkdir -p $(DEB_STAGE)/mxtier
+	{ git ls-files -z -co --exclude-standard 2>/dev/null || find . -path ./build\* -prune -o -path ./.git -prune \
+	    -o -type f -print0; } | grep -zv '^packaging/debian/' | \
+	    tar --null -T - --no-recursion --ignore-failed-read -cf - | tar -xf - -C $(DEB_STAGE)/mxtier
+	cp -r packaging/debian $(DEB_STAGE)/mxtier/debian
+	cd $(DEB_STAGE)/mxtier && dpkg-buildpackage -us -uc -b
+	mv $(DEB_STAGE)/mxtier_$(DEB_VERSION)_* $(DEB_STAGE)/mxtier-dbgsym_$(DEB_VERSION)_* build/
+	@echo "built $(DEB_FILE)"
+
+# lint-deb: lintian on the package and its .changes/.buildinfo; any error or
+# warning fails (overrides, each with its reason, are in packaging/debian);
+# then packaging/check-deb: the files, the conffile, the hardening.
+lint-deb: deb
+	lintian --fail-on error,warning --display-info build/mxtier_$(DEB_VERSION)_$(DEB_ARCH).changes
+	packaging/check-deb $(DEB_FILE)
+
+# check-packaging: the packaged config and mxtier.conf(5) against the config
+# table, the journal priority prefixes, the unit's hardening (systemd-analyze
+# security, offline) and `mxtierctl db setup` against a harness PostgreSQL.
+check-packaging: all
+	MXTIER_BUILD=$(abspath $(BUILD)) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/packaging
 
 # Fuzzing: libFuzzer harnesses (fuzz/fuzz_NAME.c) built with clang, ASan and
 # UBSan into build-fuzz/, each linked with only the module it drives. The

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 
 #include "config.h"
-#include "migrations.h"
+#include "db_setup.h"
 #include "ruleset.h"
 
 static int
@@ -34,6 +34,8 @@ usage(void)
 	    "  allow add ADDRESS [TTL]      fast-track a client at every tier\n"
 	    "  allow del ADDRESS | allow list\n"
 	    "  db migrate                   create or upgrade the database schema\n"
+	    "  db setup [--admin CONNINFO] [--role NAME] [--dbname NAME]\n"
+	    "                               the local PostgreSQL: role, database, schema, config\n"
 	    "  why ADDRESS                  recent verdicts, reputation and listings of a client\n"
 	    "  rep ADDRESS                  reputation rows of a client, its prefix and domains\n");
 	return 2;
@@ -57,60 +59,18 @@ db_connect(const struct config *c)
 	return pg;
 }
 
-/* db_migrate - apply the embedded migrations not yet recorded, each in its own transaction. */
+/* db_migrate - apply the embedded migrations not yet recorded, as the configured role. */
 static int
 db_migrate(const struct config *c)
 {
 	PGconn *pg = db_connect(c);
-	PGresult *res;
-	int have = 0, applied = 0;
+	int rc;
 
 	if (pg == NULL)
 		return 1;
-	res = PQexec(pg, "CREATE TABLE IF NOT EXISTS mxtier_schema_migrations (version integer PRIMARY KEY, "
-	    "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())");
-	PQclear(res);
-	res = PQexec(pg, "SELECT coalesce(max(version), 0) FROM mxtier_schema_migrations");
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		fprintf(stderr, "mxtierctl: database: %s", PQerrorMessage(pg));
-		PQclear(res);
-		PQfinish(pg);
-		return 1;
-	}
-	have = atoi(PQgetvalue(res, 0, 0));
-	PQclear(res);
-	for (size_t i = 0; i < migration_count; i++) {
-		const struct migration *m = &migrations[i];
-		char version[16];
-		const char *values[2] = { version, m->name };
-
-		if (m->version <= have)
-			continue;
-		snprintf(version, sizeof(version), "%d", m->version);
-		res = PQexec(pg, "BEGIN");
-		PQclear(res);
-		res = PQexec(pg, m->sql);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
-			fprintf(stderr, "mxtierctl: migration %s failed: %s", m->name, PQerrorMessage(pg));
-			PQclear(res);
-			res = PQexec(pg, "ROLLBACK");
-			PQclear(res);
-			PQfinish(pg);
-			return 1;
-		}
-		PQclear(res);
-		res = PQexecParams(pg, "INSERT INTO mxtier_schema_migrations (version, name) VALUES ($1::integer, $2)", 2,
-		    NULL, values, NULL, NULL, 0);
-		PQclear(res);
-		res = PQexec(pg, "COMMIT");
-		PQclear(res);
-		printf("applied %s\n", m->name);
-		applied++;
-	}
-	printf("schema at version %d (%d applied)\n", migration_count ? migrations[migration_count - 1].version : 0,
-	    applied);
+	rc = ctl_db_apply_migrations(pg) == 0 ? 0 : 1;
 	PQfinish(pg);
-	return 0;
+	return rc;
 }
 
 /* print_query - run one parameterised query and print its rows as "col=value" lines. */
@@ -283,7 +243,7 @@ control_request(const struct config *c, int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-	const char *path = "/etc/mxtier/mxtier.conf";
+	const char *path = MXTIER_CONFIG_PATH;
 	const char *cmd;
 	struct config *c;
 	char err[1024];
@@ -319,11 +279,14 @@ main(int argc, char **argv)
 		else
 			ruleset_print(c, stdout);
 	} else if (strcmp(cmd, "db") == 0) {
-		if (optind + 1 >= argc || strcmp(argv[optind + 1], "migrate") != 0) {
+		if (optind + 1 < argc && strcmp(argv[optind + 1], "setup") == 0) {
+			rc = ctl_db_setup(path, c, argc - optind - 2, argv + optind + 2);
+		} else if (optind + 1 >= argc || strcmp(argv[optind + 1], "migrate") != 0) {
 			config_unref(c);
 			return usage();
+		} else {
+			rc = db_migrate(c);
 		}
-		rc = db_migrate(c);
 	} else if (strcmp(cmd, "why") == 0 || strcmp(cmd, "rep") == 0) {
 		rc = db_why_rep(c, cmd[0] == 'w', optind + 1 < argc ? argv[optind + 1] : NULL);
 	} else {

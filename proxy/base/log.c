@@ -4,19 +4,55 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 int log_verbose;
 /* "priv: " in the privileged parent, so its lines stand apart from the engine's. */
 const char *log_prefix = "";
 
+/*
+ * log_to_journal - 1 when stderr is the journal's stream: the variable
+ * alone is not enough (a child may inherit it with stderr redirected), so
+ * its "DEV:INODE" must be stderr's own. Decided once: stderr does not
+ * change under a running daemon.
+ */
+int
+log_to_journal(void)
+{
+	static int journal = -1;	/* not yet known */
+	const char *e;
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (journal != -1)
+		return journal;
+	e = getenv("JOURNAL_STREAM");
+	journal = e != NULL && sscanf(e, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
+	    (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+	return journal;
+}
+
+/* Syslog priorities of the sd-daemon(3) "<N>" prefix the journal reads. */
+#define LOG_PRI_ERR	3
+#define LOG_PRI_WARNING	4
+#define LOG_PRI_INFO	6
+#define LOG_PRI_DEBUG	7
+
 static void
-log_vemit(const char *level, const char *fmt, va_list ap)
+log_vemit(int priority, const char *level, const char *fmt, va_list ap)
 {
 	char buf[4096], stamp[32];
 	struct timeval tv;
 	struct tm tm;
 
+	if (log_to_journal()) {
+		/* The journal stamps each line itself and files it under the priority. */
+		vsnprintf(buf, sizeof(buf), fmt, ap);
+		fprintf(stderr, "<%d>%s: %s%s\n", priority, level, log_prefix, buf);
+		return;
+	}
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
@@ -31,7 +67,7 @@ log_info(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	log_vemit("info", fmt, ap);
+	log_vemit(LOG_PRI_INFO, "info", fmt, ap);
 	va_end(ap);
 }
 
@@ -41,7 +77,7 @@ log_warn(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	log_vemit("warn", fmt, ap);
+	log_vemit(LOG_PRI_WARNING, "warn", fmt, ap);
 	va_end(ap);
 }
 
@@ -53,7 +89,7 @@ log_debug(const char *fmt, ...)
 	if (!log_verbose)
 		return;
 	va_start(ap, fmt);
-	log_vemit("debug", fmt, ap);
+	log_vemit(LOG_PRI_DEBUG, "debug", fmt, ap);
 	va_end(ap);
 }
 
@@ -63,7 +99,7 @@ fatalx(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	log_vemit("fatal", fmt, ap);
+	log_vemit(LOG_PRI_ERR, "fatal", fmt, ap);
 	va_end(ap);
 	exit(1);
 }

@@ -4,13 +4,18 @@
 #include <stdarg.h>
 #include <stddef.h>
 
-/* Logging to stderr, one line per call, with a timestamp. */
+/*
+ * Logging to stderr, one line per call, with a timestamp; when stderr is
+ * the journal (log_to_journal) with the "<N>" syslog priority instead, so
+ * `journalctl -p warning` finds the warnings.
+ */
 extern int log_verbose;
 extern const char *log_prefix;
 
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int  log_to_journal(void);
 void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 /*

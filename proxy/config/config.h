@@ -8,6 +8,9 @@
 #include "dnsbl_site.h"
 #include "netaddr.h"
 
+/* The file mxtierd and mxtierctl read without -c (the package's conffile). */
+#define MXTIER_CONFIG_PATH	"/etc/mxtier/mxtier.conf"
+
 enum tier_role {
 	TIER_PRIMARY = 0,
 	TIER_SECONDARY,

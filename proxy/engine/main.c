@@ -24,6 +24,7 @@
 #include "log.h"
 #include "relay.h"
 #include "priv.h"
+#include "service.h"
 #include "session.h"
 #include "sockets.h"
 
@@ -33,8 +34,8 @@ static struct event *exit_check_timer;
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: mxtierd -c FILE [-t] [-n] [-v]\n"
-	    "  -c FILE  configuration file (default /etc/mxtier/mxtier.conf)\n"
+	fprintf(stderr, "usage: mxtierd [-c FILE] [-t] [-n] [-v]\n"
+	    "  -c FILE  configuration file (default " MXTIER_CONFIG_PATH ")\n"
 	    "  -t       check the configuration and exit\n"
 	    "  -n       print the effective settings and exit\n"
 	    "  -v       verbose: trace state transitions\n");
@@ -47,7 +48,7 @@ reload_apply(struct config *next)
 {
 	if (mxd->draining) {
 		config_unref(next);
-		return;
+		return;	/* stopping: systemd was told STOPPING=1 and waits for no READY */
 	}
 	if (listeners_apply(next) == -1)
 		log_warn("reload: some tier addresses could not be bound (see above)");
@@ -59,6 +60,7 @@ reload_apply(struct config *next)
 	db_reconfigure(next);
 	priv_local_reconfigure(next);
 	log_info("reloaded %s", next->path);
+	service_notify("READY=1");
 }
 
 static void
@@ -72,8 +74,10 @@ reload_cb(evutil_socket_t sig, short what, void *arg)
 		priv_to_privileged(PRIV_MSG_RELOAD, NULL, 0);
 		return;
 	}
+	service_notify("RELOADING=1");
 	if ((next = config_load(mxd->config->path, err, sizeof(err))) == NULL) {
 		log_warn("reload refused: %s (keeping the running configuration)", err);
+		service_notify("READY=1");
 		return;
 	}
 	reload_apply(next);
@@ -88,6 +92,7 @@ config_text_cb(const void *payload, size_t len)
 
 	if (next == NULL) {
 		log_warn("reload refused: %s (keeping the running configuration)", err);
+		service_notify("READY=1");
 		return;
 	}
 	reload_apply(next);
@@ -122,6 +127,7 @@ shutdown_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	mxd->draining = true;
+	service_notify("STOPPING=1");
 	listeners_close_all();
 	relay_pool_flush("stopping");
 	health_stop();
@@ -143,7 +149,7 @@ stats_cb(evutil_socket_t sig, short what, void *arg)
 int
 main(int argc, char **argv)
 {
-	const char *path = "/etc/mxtier/mxtier.conf";
+	const char *path = MXTIER_CONFIG_PATH;
 	bool check_only = false, print_only = false;
 	char err[1024];
 	struct event *sig_hup, *sig_term, *sig_int, *sig_usr1;
@@ -172,7 +178,8 @@ main(int argc, char **argv)
 
 	mxd->config = priv_config_load(path, err, sizeof(err));
 	if (mxd->config == NULL) {
-		fprintf(stderr, "mxtierd: %s\n", err);
+		/* Under systemd an error priority, so `journalctl -p warning` shows why it did not start. */
+		fprintf(stderr, "%smxtierd: %s\n", log_to_journal() ? "<3>" : "", err);
 		return 1;
 	}
 	if (print_only) {
@@ -232,6 +239,8 @@ main(int argc, char **argv)
 		    netaddr_format(&mxd->config->backend_addr, backend, sizeof(backend)), mxd->config->backend_port,
 		    client_info_name(mxd->config->backend_client_info));
 	}
+	/* Every listener and the control socket are open: systemd may start what waits for us. */
+	service_notify("READY=1");
 
 	event_base_dispatch(mxd->base);
 

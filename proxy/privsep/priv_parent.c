@@ -27,6 +27,7 @@
 #include "kernel.h"
 #include "sockets.h"
 #include "log.h"
+#include "service.h"
 
 #define PRIV_STOP_FLUSH_MS	2000	/* the parent's last database writes after the engine stopped */
 
@@ -275,12 +276,15 @@ parent_reload(void)
 	struct config *next = text ? config_load_string(mxd->config->path, text, err, sizeof(err)) : NULL;
 
 	parent.last_reload_ms = now_ms();
+	/* READY=1 follows from the engine once it has applied the text, or below on a refusal. */
+	service_notify("RELOADING=1");
 	if (next == NULL) {
 		if (text) {
 			explicit_bzero(text, strlen(text));
 			free(text);
 		}
 		log_warn("reload refused: %s (keeping the running configuration)", err);
+		service_notify("READY=1");
 		return;
 	}
 	if (strcmp(next->user, mxd->config->user) != 0)
@@ -292,8 +296,10 @@ parent_reload(void)
 	redacted = priv_redact_database(text);
 	explicit_bzero(text, strlen(text));
 	free(text);
-	if (priv_blob_to_engine(PRIV_MSG_CONFIG, redacted, strlen(redacted)) == -1)
+	if (priv_blob_to_engine(PRIV_MSG_CONFIG, redacted, strlen(redacted)) == -1) {
 		log_warn("privsep: could not pass the new configuration to the engine");
+		service_notify("READY=1");
+	}
 	free(redacted);
 }
 
@@ -363,6 +369,8 @@ parent_signal_cb(evutil_socket_t sig, short what, void *arg)
 	switch (sig) {
 	case SIGTERM:
 	case SIGINT:
+		if (!parent.stop_forwarded)
+			service_notify("STOPPING=1");
 		parent.stop_forwarded = true;
 		if (!parent.engine_gone)
 			kill(parent.engine_pid, (int)sig);
