@@ -81,7 +81,7 @@ DAEMON_SRC := $(wildcard proxy/core/*.c) $(POLICY_SRC) $(wildcard proxy/adapters
               $(wildcard proxy/privsep/*.c) $(filter-out proxy/engine/main.c,$(wildcard proxy/engine/*.c)) \
               $(wildcard db/*.c) $(filter-out kernel-rules/ruleset.c,$(wildcard kernel-rules/*.c))
 MAIN_SRC := proxy/engine/main.c
-CTL_SRC  := ctl/mxtierctl.c
+CTL_SRC  := $(wildcard ctl/*.c)
 
 CORE_OBJ   := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
@@ -115,8 +115,9 @@ $(BUILD)/gen/migrations.o: $(BUILD)/gen/migrations.c db/migrations.h
 $(BUILD)/mxtierd: $(CORE_OBJ) $(DAEMON_OBJ) $(MAIN_OBJ)
 	$(CC) $(MX_LDFLAGS) -o $@ $^ $(MX_LDLIBS)
 
+# mxtierctl's dns-check asks for MX records: libresolv (glibc) builds and parses them.
 $(BUILD)/mxtierctl: $(CORE_OBJ) $(CTL_OBJ)
-	$(CC) $(MX_LDFLAGS) -o $@ $^ $(MX_LDLIBS)
+	$(CC) $(MX_LDFLAGS) -o $@ $^ $(MX_LDLIBS) -lresolv
 
 # Unit tests link only the modules they test where the layers allow it
 # (UNIT_OBJ_name); the ones that drive sessions or the split link the daemon.

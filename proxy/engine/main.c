@@ -41,15 +41,39 @@ usage(void)
 	exit(2);
 }
 
+/*
+ * The operator's reload (control socket "reload") that waits for its
+ * outcome: one at a time. In a split the outcome comes from the parent
+ * (the new config text, or why it refused), so it may come later.
+ */
+static struct {
+	daemon_reload_done	 done;
+	void			*arg;
+} reload_waiter;
+
+/* reload_finish - tell the waiting operator, if any, how the reload went. */
+static void
+reload_finish(bool ok, const char *text)
+{
+	daemon_reload_done done = reload_waiter.done;
+
+	reload_waiter.done = NULL;
+	if (done != NULL)
+		done(reload_waiter.arg, ok, text);
+}
+
 /* reload_apply - a checked configuration replaces the running one (sessions keep theirs). */
 static void
 reload_apply(struct config *next)
 {
+	char err[1024], text[1200];
+
 	if (mxd->draining) {
 		config_unref(next);
+		reload_finish(false, "mxtierd is stopping");
 		return;
 	}
-	if (listeners_apply(next) == -1)
+	if (listeners_apply(next, err, sizeof(err)) == -1)
 		log_warn("reload: some tier addresses could not be bound (see above)");
 	config_unref(mxd->config);
 	mxd->config = next;
@@ -59,6 +83,23 @@ reload_apply(struct config *next)
 	db_reconfigure(next);
 	priv_local_reconfigure(next);
 	log_info("reloaded %s", next->path);
+	if (err[0] != '\0') {
+		snprintf(text, sizeof(text), "reloaded %s, but %s", next->path, err);
+		reload_finish(false, text);
+	} else {
+		snprintf(text, sizeof(text), "reloaded %s", next->path);
+		reload_finish(true, text);
+	}
+}
+
+/* reload_refused - the running configuration stays; err says why. */
+static void
+reload_refused(const char *err)
+{
+	char text[1200];
+
+	snprintf(text, sizeof(text), "reload refused: %s", err);
+	reload_finish(false, text);
 }
 
 static void
@@ -69,11 +110,13 @@ reload_cb(evutil_socket_t sig, short what, void *arg)
 
 	/* In a split the parent reads the file (as root) and sends us its text: ask it to. */
 	if (priv_role() == PRIV_ROLE_ENGINE) {
-		priv_to_privileged(PRIV_MSG_RELOAD, NULL, 0);
+		if (priv_to_privileged(PRIV_MSG_RELOAD, NULL, 0) == -1)
+			reload_finish(false, "could not ask the privileged process (channel full)");
 		return;
 	}
 	if ((next = config_load(mxd->config->path, err, sizeof(err))) == NULL) {
 		log_warn("reload refused: %s (keeping the running configuration)", err);
+		reload_refused(err);
 		return;
 	}
 	reload_apply(next);
@@ -88,9 +131,38 @@ config_text_cb(const void *payload, size_t len)
 
 	if (next == NULL) {
 		log_warn("reload refused: %s (keeping the running configuration)", err);
+		reload_refused(err);
 		return;
 	}
 	reload_apply(next);
+}
+
+/* reload_refused_cb - the parent kept the running configuration (it logged why). */
+static void
+reload_refused_cb(const void *payload, size_t len)
+{
+	char err[PRIV_REFUSAL_MAX + 1];
+
+	snprintf(err, sizeof(err), "%.*s", (int)len, (const char *)payload);
+	reload_refused(err);
+}
+
+int
+daemon_reload_request(daemon_reload_done done, void *arg)
+{
+	if (reload_waiter.done != NULL)
+		return -1;
+	reload_waiter.done = done;
+	reload_waiter.arg = arg;
+	reload_cb(SIGHUP, 0, NULL);
+	return 0;
+}
+
+void
+daemon_reload_forget(void *arg)
+{
+	if (reload_waiter.arg == arg)
+		reload_waiter.done = NULL;
 }
 
 static void
@@ -210,7 +282,8 @@ main(int argc, char **argv)
 	if (priv_engine_start() == -1)
 		fatalx("cannot set up the channel to the privileged side");
 	priv_on(PRIV_MSG_CONFIG, config_text_cb);
-	if (listeners_apply(mxd->config) == -1)
+	priv_on(PRIV_MSG_RELOAD_REFUSED, reload_refused_cb);
+	if (listeners_apply(mxd->config, err, sizeof(err)) == -1)
 		fatalx("cannot listen on every tier address; exiting");
 	if (health_start() == -1)
 		fatalx("cannot start the backend probe");

@@ -35,6 +35,7 @@ static struct {
 	struct event	*fd_ev;
 	struct event	*signals[5];
 	struct event	*stop_timer;
+	struct event	*reload_timer;		/* an engine's request that came within a second of the last */
 	bool		 stop_forwarded;
 	bool		 engine_gone;
 	int		 exit_code;
@@ -281,6 +282,8 @@ parent_reload(void)
 			free(text);
 		}
 		log_warn("reload refused: %s (keeping the running configuration)", err);
+		/* The engine tells whoever asked it (mxtierctl tier set): the reason, not just a failure. */
+		priv_to_engine(PRIV_MSG_RELOAD_REFUSED, err, strlen(err));
 		return;
 	}
 	if (strcmp(next->user, mxd->config->user) != 0)
@@ -298,11 +301,30 @@ parent_reload(void)
 }
 
 static void
+reload_deferred_cb(evutil_socket_t fd, short what, void *arg)
+{
+	parent_reload();
+}
+
+static void
 reload_request_cb(const void *payload, size_t len)
 {
-	/* An engine asking once a second at most: its SIGHUP is a request, not an order. */
-	if (now_ms() - parent.last_reload_ms < 1000)
+	int64_t since = now_ms() - parent.last_reload_ms;
+
+	/*
+	 * An engine asking once a second at most: its SIGHUP is a request, not
+	 * an order. One that comes sooner is done when the second is over, so
+	 * an operator's reload right after another still gets its answer.
+	 */
+	if (since < 1000) {
+		struct timeval tv = { 0, (suseconds_t)(1000 - since) * 1000 };
+
+		if (parent.reload_timer == NULL)
+			parent.reload_timer = evtimer_new(mxd->base, reload_deferred_cb, NULL);
+		if (parent.reload_timer != NULL && !evtimer_pending(parent.reload_timer, NULL))
+			evtimer_add(parent.reload_timer, &tv);
 		return;
+	}
 	parent_reload();
 }
 
@@ -431,6 +453,8 @@ priv_parent_run(struct config *c, pid_t engine, int chan_fd, int fd_fd)
 	close(fd_fd);
 	if (parent.stop_timer)
 		event_free(parent.stop_timer);
+	if (parent.reload_timer)
+		event_free(parent.reload_timer);
 	for (int i = 0; i < 5; i++)
 		event_free(parent.signals[i]);
 	event_base_free(mxd->base);
