@@ -163,6 +163,8 @@ send_udp(const struct ctl_server *s, const unsigned char *q, int qlen, unsigned 
 	while (wait_fd(fd, POLLIN, deadline)) {
 		ssize_t got = recv(fd, ans, (size_t)anscap, 0);
 
+		if (got == -1 && errno != EAGAIN && errno != EINTR)
+			break;		/* ECONNREFUSED: nothing listens there */
 		/* The answer to this query: same id, the QR bit set. */
 		if (got < NS_HFIXEDSZ || memcmp(ans, q, 2) != 0 || !(ans[2] & 0x80))
 			continue;

@@ -221,7 +221,7 @@ tier_list(const struct config *c)
 		else if (row->listening == row->role)
 			snprintf(listening, sizeof(listening), "yes");
 		else	/* the file changed since the daemon read it */
-			snprintf(listening, sizeof(listening), "yes(as %s)", role_name(row->listening));
+			snprintf(listening, sizeof(listening), "yes(%s)", role_name(row->listening));
 		dns_text(r, row, dns, sizeof(dns));
 		printf("%-40s %-10s %-10s %-10s %s\n", netaddr_format(&row->addr, text, sizeof(text)),
 		    row->ifname[0] ? row->ifname : "NOT-HERE", role_name(row->role), listening, dns);
