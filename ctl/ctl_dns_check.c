@@ -280,8 +280,8 @@ check_rdns(struct check *k)
 				k->unknown = true;
 			} else if (f.ptr_status == CTL_DNS_NONE) {
 				printf("FAIL %s %s has no PTR record\n", tier_role_name(t), text);
-				mistake(k, MISTAKE_NO_PTR, "the %s %s has no PTR record: receivers of its bounces and "
-				    "callbacks distrust it", tier_role_name(t), text);
+				mistake(k, MISTAKE_NO_PTR, "the %s %s has no PTR record (whoever traces mail "
+				    "to it, and some senders, look its name up)", tier_role_name(t), text);
 			} else if (f.confirmed[0] == '\0') {
 				printf("FAIL %s %s: PTR %s does not resolve back to it\n", tier_role_name(t), text, f.name);
 				mistake(k, MISTAKE_PTR_NOT_CONFIRMED, "the %s %s: PTR %s has no A/AAAA record holding %s",

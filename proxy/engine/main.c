@@ -24,6 +24,7 @@
 #include "log.h"
 #include "relay.h"
 #include "priv.h"
+#include "reload.h"
 #include "session.h"
 #include "sockets.h"
 
@@ -39,130 +40,6 @@ usage(void)
 	    "  -n       print the effective settings and exit\n"
 	    "  -v       verbose: trace state transitions\n");
 	exit(2);
-}
-
-/*
- * The operator's reload (control socket "reload") that waits for its
- * outcome: one at a time. In a split the outcome comes from the parent
- * (the new config text, or why it refused), so it may come later.
- */
-static struct {
-	daemon_reload_done	 done;
-	void			*arg;
-} reload_waiter;
-
-/* reload_finish - tell the waiting operator, if any, how the reload went. */
-static void
-reload_finish(bool ok, const char *text)
-{
-	daemon_reload_done done = reload_waiter.done;
-
-	reload_waiter.done = NULL;
-	if (done != NULL)
-		done(reload_waiter.arg, ok, text);
-}
-
-/* reload_apply - a checked configuration replaces the running one (sessions keep theirs). */
-static void
-reload_apply(struct config *next)
-{
-	char err[1024], text[1200];
-
-	if (mxd->draining) {
-		config_unref(next);
-		reload_finish(false, "mxtierd is stopping");
-		return;
-	}
-	if (listeners_apply(next, err, sizeof(err)) == -1)
-		log_warn("reload: some tier addresses could not be bound (see above)");
-	config_unref(mxd->config);
-	mxd->config = next;
-	relay_pool_flush("the configuration was reloaded");
-	dns_init(next);
-	kernel_reconfigure(next);
-	db_reconfigure(next);
-	priv_local_reconfigure(next);
-	log_info("reloaded %s", next->path);
-	if (err[0] != '\0') {
-		snprintf(text, sizeof(text), "reloaded %s, but %s", next->path, err);
-		reload_finish(false, text);
-	} else {
-		snprintf(text, sizeof(text), "reloaded %s", next->path);
-		reload_finish(true, text);
-	}
-}
-
-/* reload_refused - the running configuration stays; err says why. */
-static void
-reload_refused(const char *err)
-{
-	char text[1200];
-
-	snprintf(text, sizeof(text), "reload refused: %s", err);
-	reload_finish(false, text);
-}
-
-static void
-reload_cb(evutil_socket_t sig, short what, void *arg)
-{
-	char err[1024];
-	struct config *next;
-
-	/* In a split the parent reads the file (as root) and sends us its text: ask it to. */
-	if (priv_role() == PRIV_ROLE_ENGINE) {
-		if (priv_to_privileged(PRIV_MSG_RELOAD, NULL, 0) == -1)
-			reload_finish(false, "could not ask the privileged process (channel full)");
-		return;
-	}
-	if ((next = config_load(mxd->config->path, err, sizeof(err))) == NULL) {
-		log_warn("reload refused: %s (keeping the running configuration)", err);
-		reload_refused(err);
-		return;
-	}
-	reload_apply(next);
-}
-
-/* config_text_cb - the privileged parent's reload: the file it checked, the database value redacted. */
-static void
-config_text_cb(const void *payload, size_t len)
-{
-	char err[1024];
-	struct config *next = config_load_string(mxd->config->path, payload, err, sizeof(err));
-
-	if (next == NULL) {
-		log_warn("reload refused: %s (keeping the running configuration)", err);
-		reload_refused(err);
-		return;
-	}
-	reload_apply(next);
-}
-
-/* reload_refused_cb - the parent kept the running configuration (it logged why). */
-static void
-reload_refused_cb(const void *payload, size_t len)
-{
-	char err[PRIV_REFUSAL_MAX + 1];
-
-	snprintf(err, sizeof(err), "%.*s", (int)len, (const char *)payload);
-	reload_refused(err);
-}
-
-int
-daemon_reload_request(daemon_reload_done done, void *arg)
-{
-	if (reload_waiter.done != NULL)
-		return -1;
-	reload_waiter.done = done;
-	reload_waiter.arg = arg;
-	reload_cb(SIGHUP, 0, NULL);
-	return 0;
-}
-
-void
-daemon_reload_forget(void *arg)
-{
-	if (reload_waiter.arg == arg)
-		reload_waiter.done = NULL;
 }
 
 static void
@@ -270,7 +147,7 @@ main(int argc, char **argv)
 	mxd->clients = client_table_new();
 	mxd->next_session_id = ((uint64_t)time(NULL) & 0xffffff) << 16;
 	/* Before anything listens: a signal that comes as soon as a port answers is handled, not fatal. */
-	sig_hup = evsignal_new(mxd->base, SIGHUP, reload_cb, NULL);
+	sig_hup = evsignal_new(mxd->base, SIGHUP, reload_signal_cb, NULL);
 	sig_term = evsignal_new(mxd->base, SIGTERM, shutdown_cb, NULL);
 	sig_int = evsignal_new(mxd->base, SIGINT, shutdown_cb, NULL);
 	sig_usr1 = evsignal_new(mxd->base, SIGUSR1, stats_cb, NULL);
@@ -281,8 +158,7 @@ main(int argc, char **argv)
 	priv_signals_ready();
 	if (priv_engine_start() == -1)
 		fatalx("cannot set up the channel to the privileged side");
-	priv_on(PRIV_MSG_CONFIG, config_text_cb);
-	priv_on(PRIV_MSG_RELOAD_REFUSED, reload_refused_cb);
+	reload_listen();	/* the parent's answers to a reload in a split */
 	if (listeners_apply(mxd->config, err, sizeof(err)) == -1)
 		fatalx("cannot listen on every tier address; exiting");
 	if (health_start() == -1)
