@@ -60,10 +60,21 @@ def tier_rows(out):
 
 def daemon_listeners(d):
     """daemon_listeners - the daemon's own answer to "listeners", sorted."""
+    lines = control(d, "listeners").splitlines()
+    assert lines[0] == "ok", lines
+    return sorted(lines[1:])
+
+
+def control(d, request):
+    """control - one request on the daemon's control socket; its whole reply."""
     s = socket.socket(socket.AF_UNIX)
-    s.settimeout(5)
+    s.settimeout(10)
     s.connect(d.control_socket)
-    s.sendall(b"listeners\n")
+    s.sendall(request.encode() + b"\n")
+    return read_reply(s)
+
+
+def read_reply(s):
     data = b""
     while True:
         chunk = s.recv(4096)
@@ -71,9 +82,7 @@ def daemon_listeners(d):
             break
         data += chunk
     s.close()
-    lines = data.decode().splitlines()
-    assert lines[0] == "ok", lines
-    return sorted(lines[1:])
+    return data.decode()
 
 
 class CommentedDaemon(Daemon):
@@ -402,3 +411,36 @@ def test_tier_list_roles_listening_rdns_and_absent_addresses(procs, workdir, bac
     assert out.returncode == 0
     assert out.stdout.startswith("mxtierd: no answer (cannot reach mxtierd at %s" % os.path.join(workdir, "list.sock"))
     assert tier_rows(out.stdout)[PRIMARY][:3] == ("lo", "primary", "?")
+
+
+
+def test_control_reload_answers_with_the_outcome(appliance):
+    """The daemon's side of tier set: "reload" says what SIGHUP would only log, split or not."""
+    d = appliance
+    good = read(d.conf_path)
+    assert control(d, "reload") == "ok\nreloaded %s\n" % d.conf_path
+    with open(d.conf_path, "ab") as f:
+        f.write(b"bait_ips = %s\n" % SECONDARY.encode())       # set twice
+    lines = good.decode().count("\n")
+    reply = control(d, "reload")
+    assert reply == ("error: reload refused: %s:%d: bait_ips: set twice (first on line 5)\n"
+                     % (d.conf_path, lines + 1)), reply
+    assert "reload refused: %s:%d: bait_ips: set twice" % (d.conf_path, lines + 1) in d.stderr()
+    # The running configuration stayed: the bait still answers as one, the secondary still listens.
+    assert smtp_greeting(d, BAIT, "127.0.0.55")[0] == BAIT_GREETING
+    assert port_accepts(SECONDARY, d.port)
+    with open(d.conf_path, "wb") as f:
+        f.write(good)
+    # Two at once: each gets an answer, the outcome or "try again"; none is left hanging.
+    socks = []
+    for _ in range(2):
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(10)
+        s.connect(d.control_socket)
+        socks.append(s)
+    for s in socks:
+        s.sendall(b"reload\n")
+    replies = [read_reply(s) for s in socks]
+    ok = "ok\nreloaded %s\n" % d.conf_path
+    busy = "error: another reload is still waiting for its outcome; try again\n"
+    assert ok in replies and all(r in (ok, busy) for r in replies), replies
