@@ -9,7 +9,7 @@
     dns.stop()
 
 The options are the demo's (tests/demo/run-demo, FIELD-NOTES): no upstream,
-no /etc/hosts, answers only for .test and 127.in-addr.arpa (NXDOMAIN for
+no /etc/hosts, answers only for .test, 127.in-addr.arpa and ip6.arpa (NXDOMAIN for
 names it does not hold). dnsmasq is the Debian package dnsmasq-base; it is
 started and stopped by its own PID.
 """
@@ -38,7 +38,7 @@ class Dnsmasq:
     def start(self, host_records=(), a_records=(), ptr_records=(), mx_records=()):
         args = [DNSMASQ, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
                 "--no-poll", "--pid-file=", "--listen-address=" + self.address, "--bind-interfaces",
-                "--port=%d" % self.port, "--local=/test/", "--local=/127.in-addr.arpa/",
+                "--port=%d" % self.port, "--local=/test/", "--local=/127.in-addr.arpa/", "--local=/ip6.arpa/",
                 "--log-facility=-", "--log-queries"]
         if os.geteuid() == 0:
             args += ["--user=nobody", "--group=nogroup"]

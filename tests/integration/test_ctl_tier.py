@@ -162,6 +162,16 @@ def test_tier_set_changes_listeners_roles_and_smtp_keeping_the_file(appliance, w
     assert greeting.startswith("220 "), greeting
     assert d.session_for(client)["tier"] == "primary"
 
+    # An IPv6 address works the same way.
+    r = ctl(conf, "tier", "set", "::1", "bait")
+    assert r.returncode == 0, r.stdout + r.stderr
+    s6 = socket.create_connection(("::1", d.port), timeout=5)
+    assert s6.recv(1024).decode() == BAIT_GREETING
+    s6.close()
+    assert tier_rows(ctl(conf, "tier", "list").stdout)["::1"][:3] == ("lo", "bait", "yes")
+    r = ctl(conf, "tier", "set", "::1", "none")
+    assert r.returncode == 0, r.stdout + r.stderr
+
     # The old bait leaves every tier: mxtierd stops listening there.
     r = ctl(conf, "tier", "set", BAIT, "none")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -361,6 +371,24 @@ def test_dns_check_missing_and_unconfirmed_ptr(dns_conf):
     assert mistakes(r.stdout) == [
         "no-ptr: the secondary %s has no PTR record (whoever traces mail to it, and some senders, look its name up)" % SECONDARY,
         "ptr-not-confirmed: the bait %s: PTR elsewhere.ptr.test has no A/AAAA record holding %s" % (BAIT, BAIT)]
+
+
+@needs_dnsmasq
+def test_dns_check_ipv6_bait(dns_conf, workdir):
+    """An IPv6 tier address: its AAAA behind the MX, its PTR under ip6.arpa."""
+    conf, dns = dns_conf(host_records=[("mx10.v6.test", PRIMARY), ("mx20.v6.test", SECONDARY),
+                                       ("mx30.v6.test", "::1")],
+                         mx_records=[("v6.test", "mx10.v6.test", 10), ("v6.test", "mx20.v6.test", 20),
+                                     ("v6.test", "mx30.v6.test", 30)])
+    with open(conf) as f:
+        text = f.read().replace("bait_ips = %s" % BAIT, "bait_ips = ::1")
+    with open(conf, "w") as f:
+        f.write(text)
+    r = ctl(conf, "dns-check", "v6.test")
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert "MX 30 mx30.v6.test -> ::1 (bait)" in lines, r.stdout
+    assert "ok   bait ::1: PTR mx30.v6.test, forward-confirmed" in lines, r.stdout
 
 
 @needs_dnsmasq
