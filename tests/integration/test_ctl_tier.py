@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from harness import (BAIT, HOSTNAME, PRIMARY, SECONDARY, TOP, Daemon, check_sanitizer_report, port_accepts,
+from harness import (BAIT, HOSTNAME, MXTIERD, PRIMARY, SECONDARY, TOP, Daemon, check_sanitizer_report, port_accepts,
                      sanitizer_env, wait_until)
 from loopback_dns import DNSMASQ, Dnsmasq
 
@@ -472,3 +472,102 @@ def test_control_reload_answers_with_the_outcome(appliance):
     ok = "ok\nreloaded %s\n" % d.conf_path
     busy = "error: another reload is still waiting for its outcome; try again\n"
     assert ok in replies and all(r in (ok, busy) for r in replies), replies
+
+
+# -- in a network namespace: the machine's own interfaces -------------------------
+
+NS_ADDRS = {"primary": "192.0.2.10", "secondary": "192.0.2.11", "bait": "2001:db8::12"}
+
+
+class NetnsDaemon:
+    """NetnsDaemon - mxtierd run by `ip netns exec` (which execs it: Popen's PID is mxtierd's)."""
+
+    def __init__(self, ns, conf, stderr_path):
+        self.ns, self.conf, self.stderr_path, self.proc = ns, conf, stderr_path, None
+
+    def start(self):
+        self.proc = subprocess.Popen(["ip", "netns", "exec", self.ns, MXTIERD, "-c", self.conf],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=open(self.stderr_path, "wb"), env=sanitizer_env())
+        return self
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(15)
+        check_sanitizer_report(open(self.stderr_path, errors="replace").read(), "mxtierd in %s" % self.ns)
+
+
+class Netns:
+    def __init__(self):
+        self.name = "mxct%d" % os.getpid()
+
+    def sh(self, *cmd):
+        subprocess.run(["ip", "netns", "exec", self.name] + list(cmd), check=True, capture_output=True, timeout=10)
+
+    def start(self):
+        subprocess.run(["ip", "netns", "add", self.name], check=True, capture_output=True)
+        self.sh("ip", "link", "set", "lo", "up")
+        # A veth pair (no dummy module on every kernel); its other end stays without addresses.
+        self.sh("ip", "link", "add", "tier0", "type", "veth", "peer", "name", "tier0peer")
+        self.sh("ip", "link", "set", "tier0", "up")
+        self.sh("ip", "link", "set", "tier0peer", "up")
+        self.sh("ip", "addr", "add", NS_ADDRS["primary"] + "/24", "dev", "tier0")
+        self.sh("ip", "addr", "add", NS_ADDRS["secondary"] + "/24", "dev", "tier0")
+        self.sh("ip", "addr", "add", NS_ADDRS["bait"] + "/64", "dev", "tier0", "nodad")
+        return self
+
+    def stop(self):
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+
+
+def ns_missing():
+    if os.geteuid() != 0:
+        return "needs root (a network namespace)"
+    if subprocess.run(["ip", "netns", "list"], capture_output=True).returncode != 0:
+        return "`ip netns` does not work here"
+    return None
+
+
+@pytest.mark.skipif(ns_missing() is not None, reason=str(ns_missing()))
+def test_tier_list_and_set_on_a_machine_with_its_own_interfaces(procs, workdir):
+    ns = Netns()
+    procs.append(ns)
+    ns.start()
+    conf = os.path.join(workdir, "ns.conf")
+    sock = os.path.join(workdir, "ns.sock")
+    with open(conf, "w") as f:
+        f.write("# appliance in %s\nprimary_ips = %s\nsecondary_ips = %s\nbait_ips = %s\nlisten_port = 2525\n"
+                "backend = 127.0.0.1:2526\ncontrol_socket = %s\ndns_servers = 127.0.0.1:53\ndns_timeout = 1s\n"
+                % (ns.name, NS_ADDRS["primary"], NS_ADDRS["secondary"], NS_ADDRS["bait"], sock))
+    d = NetnsDaemon(ns.name, conf, os.path.join(workdir, "ns.stderr"))
+    procs.append(d)
+    d.start()
+
+    def nsctl(*args):
+        r = subprocess.run(["ip", "netns", "exec", ns.name, MXTIERCTL, "-c", conf] + list(args),
+                           capture_output=True, text=True, timeout=60, env=sanitizer_env())
+        check_sanitizer_report(r.stderr, "mxtierctl %s" % " ".join(args))
+        return r
+
+    wait_until(lambda: nsctl("tier", "list").stdout.startswith("mxtierd: running"), 10, what="mxtierd in the namespace")
+    out = nsctl("tier", "list").stdout
+    rows = tier_rows(out)
+    assert {a for a in rows if not a.startswith("fe80:")} == {"127.0.0.1", "::1"} | set(NS_ADDRS.values()), out
+    for role, addr in NS_ADDRS.items():
+        # Nothing answers DNS in the namespace: unknown, said as such.
+        assert rows[addr] == ("tier0", role, "yes", "unknown (PTR lookup failed)"), out
+    assert rows["127.0.0.1"] == ("lo", "none", "no", "-")
+
+    # An address the interfaces do not have: the daemon cannot listen, nothing changes.
+    before = read(conf)
+    r = nsctl("tier", "set", "2001:db8::99", "bait")
+    assert r.returncode == 1 and "cannot listen on 2001:db8::99 port 2525 (bait)" in r.stderr, r.stdout + r.stderr
+    assert read(conf) == before
+    # Once the interface has it, the same command works.
+    ns.sh("ip", "addr", "add", "2001:db8::99/64", "dev", "tier0", "nodad")
+    r = nsctl("tier", "set", "2001:db8::99", "bait")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert tier_rows(nsctl("tier", "list").stdout)["2001:db8::99"][:3] == ("tier0", "bait", "yes")
+    assert read(conf).decode() == before.decode().replace("bait_ips = 2001:db8::12",
+                                                          "bait_ips = 2001:db8::12, 2001:db8::99")
