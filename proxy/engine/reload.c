@@ -82,6 +82,18 @@ reload_refused(const char *err)
 	reload_finish(false, text);
 }
 
+/* reload_take - what this process parsed: applied, or (NULL) refused with the loader's err. */
+static void
+reload_take(struct config *next, const char *err)
+{
+	if (next == NULL) {
+		log_warn("reload refused: %s (keeping the running configuration)", err);
+		reload_refused(err);
+		return;
+	}
+	reload_apply(next);
+}
+
 void
 reload_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -94,12 +106,8 @@ reload_signal_cb(evutil_socket_t sig, short what, void *arg)
 			reload_finish(false, "could not ask the privileged process (channel full)");
 		return;
 	}
-	if ((next = config_load(mxd->config->path, err, sizeof(err))) == NULL) {
-		log_warn("reload refused: %s (keeping the running configuration)", err);
-		reload_refused(err);
-		return;
-	}
-	reload_apply(next);
+	next = config_load(mxd->config->path, err, sizeof(err));
+	reload_take(next, err);
 }
 
 /* config_text_cb - the privileged parent's reload: the file it checked, the database value redacted. */
@@ -109,12 +117,7 @@ config_text_cb(const void *payload, size_t len)
 	char err[1024];
 	struct config *next = config_load_string(mxd->config->path, payload, err, sizeof(err));
 
-	if (next == NULL) {
-		log_warn("reload refused: %s (keeping the running configuration)", err);
-		reload_refused(err);
-		return;
-	}
-	reload_apply(next);
+	reload_take(next, err);
 }
 
 /* reload_refused_cb - the parent kept the running configuration (it logged why). */
