@@ -28,14 +28,48 @@ def ptr_name(addr):
     return ".".join(reversed(addr.split("."))) + ".in-addr.arpa"
 
 
+class AddressInUse(Exception):
+    pass
+
+
+def free_dns_port(address="127.0.0.1"):
+    """free_dns_port - a port free for UDP and TCP on address (dnsmasq listens on both)."""
+    for _ in range(100):
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            u.bind((address, 0))
+            port = u.getsockname()[1]
+            t.bind((address, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            u.close()
+            t.close()
+    raise RuntimeError("no free port for a DNS server")
+
+
 class Dnsmasq:
-    def __init__(self, workdir, port, address="127.0.0.1", name="dnsmasq"):
+    """Dnsmasq - port None: a free one, chosen again if another process takes it first."""
+
+    def __init__(self, workdir, port=None, address="127.0.0.1", name="dnsmasq"):
+        self.fixed_port = port
         self.port = port
         self.address = address
         self.log_path = os.path.join(workdir, name + ".log")
         self.proc = None
 
-    def start(self, host_records=(), a_records=(), ptr_records=(), mx_records=()):
+    def start(self, **records):
+        for _ in range(1 if self.fixed_port else 5):
+            self.port = self.fixed_port or free_dns_port(self.address)
+            try:
+                return self._start(**records)
+            except AddressInUse:
+                continue
+        raise AssertionError("dnsmasq: no port it could listen on: %s" % open(self.log_path).read())
+
+    def _start(self, host_records=(), a_records=(), ptr_records=(), mx_records=()):
         args = [DNSMASQ, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
                 "--no-poll", "--pid-file=", "--listen-address=" + self.address, "--bind-interfaces",
                 "--port=%d" % self.port, "--local=/test/", "--local=/127.in-addr.arpa/", "--local=/ip6.arpa/",
@@ -51,7 +85,10 @@ class Dnsmasq:
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError("dnsmasq exited: %s" % open(self.log_path).read())
+                log = open(self.log_path).read()
+                if "Address already in use" in log and not self.fixed_port:
+                    raise AddressInUse(log)
+                raise AssertionError("dnsmasq exited: %s" % log)
             if self.answers():
                 return self
             time.sleep(0.05)

@@ -36,14 +36,6 @@ def ctl(conf, *args):
     return r
 
 
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def tier_rows(out):
     """tier_rows - `tier list` as {address: (interface, role, listening, reverse dns)}."""
     rows, table = {}, False
@@ -292,7 +284,7 @@ WRONG_PTR = dict(
 def dns_conf(workdir, procs):
     """dns_conf(**records) - a dnsmasq with these records and a config that resolves through it."""
     def make(**records):
-        dns = Dnsmasq(workdir, free_udp_port())
+        dns = Dnsmasq(workdir)
         procs.append(dns)
         dns.start(**records)
         conf = os.path.join(workdir, "dns.conf")
@@ -402,7 +394,7 @@ def test_dns_check_without_an_answering_server(dns_conf, workdir):
 
 @needs_dnsmasq
 def test_tier_list_roles_listening_rdns_and_absent_addresses(procs, workdir, backend):
-    dns = Dnsmasq(workdir, free_udp_port())
+    dns = Dnsmasq(workdir)
     procs.append(dns)
     dns.start(**WRONG_PTR)
     d = CommentedDaemon(workdir, backend.port, {"control_socket": os.path.join(workdir, "list.sock"),
