@@ -264,6 +264,31 @@ priv_redact_database(const char *text)
 /* ---- the parent's loop ---- */
 
 /*
+ * refusal_to_engine - the engine tells whoever asked it (mxtierctl tier
+ * set) why: the loader's "FILE:LINE: key: problem". A problem that may
+ * quote the database line (a URI without '=' is echoed whole) stays in the
+ * parent's log: the engine never holds the conninfo.
+ */
+static void
+refusal_to_engine(const char *err)
+{
+	char text[PRIV_REFUSAL_MAX];
+
+	if (strcasestr(err, "database") || strstr(err, "://") || strcasestr(err, "password")) {
+		const char *colon = strchr(err, ':');
+
+		colon = colon ? strchr(colon + 1, ':') : NULL;
+		if (colon)
+			snprintf(text, sizeof(text), "%.*s: see the log of the privileged process", (int)(colon - err), err);
+		else
+			snprintf(text, sizeof(text), "see the log of the privileged process");
+	} else {
+		snprintf(text, sizeof(text), "%s", err);
+	}
+	priv_to_engine(PRIV_MSG_RELOAD_REFUSED, text, strlen(text));
+}
+
+/*
  * parent_reload - SIGHUP: read and check the file here (root reads it),
  * apply the privileged parts, then hand the engine the text with the
  * database value replaced; the engine applies the rest as it always did.
@@ -282,8 +307,7 @@ parent_reload(void)
 			free(text);
 		}
 		log_warn("reload refused: %s (keeping the running configuration)", err);
-		/* The engine tells whoever asked it (mxtierctl tier set): the reason, not just a failure. */
-		priv_to_engine(PRIV_MSG_RELOAD_REFUSED, err, strlen(err));
+		refusal_to_engine(err);
 		return;
 	}
 	if (strcmp(next->user, mxd->config->user) != 0)

@@ -563,3 +563,20 @@ def test_tier_list_and_set_on_a_machine_with_its_own_interfaces(procs, workdir):
     assert tier_rows(nsctl("tier", "list").stdout)["2001:db8::99"][:3] == ("tier0", "bait", "yes")
     assert read(conf).decode() == before.decode().replace("bait_ips = 2001:db8::12",
                                                           "bait_ips = 2001:db8::12, 2001:db8::99")
+
+
+def test_a_refusal_that_may_quote_the_database_stays_in_the_parent(procs, workdir, backend):
+    """In the split the engine never holds the conninfo, not even quoted in a refusal."""
+    if os.geteuid() != 0:
+        pytest.skip("the privilege split needs root")
+    d = CommentedDaemon(workdir, backend.port, {"control_socket": os.path.join(workdir, "db.sock")}, name="dbq")
+    d.control_socket = d.config["control_socket"]
+    procs.append(d)
+    d.start()
+    good = read(d.conf_path)
+    with open(d.conf_path, "ab") as f:
+        f.write(b"database postgresql://mxtier:s3cret@db.example/mxtier\n")     # '=' forgotten
+    line = good.decode().count("\n") + 1
+    reply = control(d, "reload")
+    assert reply == "error: reload refused: %s:%d: see the log of the privileged process\n" % (d.conf_path, line)
+    assert "s3cret" in d.stderr()       # the operator still finds it, in the root process's log
