@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <regex.h>
 #include <errno.h>
+#include <pwd.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -865,6 +866,26 @@ config_unref(struct config *c)
 	free(c->dynamic_ranges.path);
 	cidr_list_clear(&c->dynamic_ranges.list);
 	free(c);
+}
+
+int
+config_check_user(const struct config *c, char *err, size_t errlen)
+{
+	struct passwd *pw;
+
+	if (geteuid() != 0 || c->user[0] == '\0')
+		return 0;
+	if ((pw = getpwnam(c->user)) == NULL) {
+		snprintf(err, errlen, "%s: user = %s: no such user; create it (packaging/install-deps does: "
+		    "useradd --system ...) or set \"user =\" to run the SMTP engine as root", c->path, c->user);
+		return -1;
+	}
+	if (pw->pw_uid == 0 || pw->pw_gid == 0) {
+		snprintf(err, errlen, "%s: user = %s: is root or in group root; name an unprivileged user or set \"user =\"",
+		    c->path, c->user);
+		return -1;
+	}
+	return 0;
 }
 
 int

@@ -172,6 +172,12 @@ struct config	*config_ref(struct config *c);
 void		 config_unref(struct config *c);
 void		 config_print(const struct config *c, FILE *out);
 
+/*
+ * config_check_user - what mxtierd -t checks beyond the file as root: that
+ * `user` names an unprivileged account. -1 with the problem in err.
+ */
+int		 config_check_user(const struct config *c, char *err, size_t errlen);
+
 /* Which tier an address is configured for, or -1. */
 int		 config_tier_of(const struct config *c, const struct netaddr *a);
 

@@ -48,6 +48,16 @@ int	health_start(void);
 void	health_stop(void);
 void	backend_caps_parse(struct backend_caps *caps, const char *ehlo_reply, size_t len);
 
+/*
+ * The operator's reload (main.c), as SIGHUP does it: done(arg, ok, text) is
+ * called once with the outcome, perhaps before daemon_reload_request
+ * returns. -1 when another one is still waiting for its outcome.
+ * daemon_reload_forget(arg): the asker went away, call nothing.
+ */
+typedef void (*daemon_reload_done)(void *arg, bool ok, const char *text);
+int	daemon_reload_request(daemon_reload_done done, void *arg);
+void	daemon_reload_forget(void *arg);
+
 /* Load shedding (shed.c). */
 int	shed_start(void);
 void	shed_stop(void);

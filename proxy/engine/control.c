@@ -3,6 +3,9 @@
  *   status
  *   block add ADDRESS [TTL] | block del ADDRESS | block list
  *   allow add ADDRESS [TTL] | allow del ADDRESS | allow list
+ *   listeners                 the open tier listeners: "ADDRESS PORT ROLE [transparent]"
+ *   reload                    what SIGHUP does, answered with its outcome
+ *                             (mxtierctl tier set waits for it)
  * Only root (the socket is created 0600) reaches it. In a split the
  * unprivileged engine serves it; a block or allow still reaches the kernel
  * sets only through the privileged parent's checks.
@@ -12,6 +15,7 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <event2/listener.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,12 +27,20 @@
 #include "daemon.h"
 #include "db.h"
 #include "history.h"
+#include "listener.h"
 #include "log.h"
 #include "priv.h"
 #include "sockets.h"
 
 #define CONTROL_LINE_MAX	512
 #define CONTROL_TIMEOUT_S	5
+#define CONTROL_RELOAD_WAIT_S	8	/* a split's reload: the parent checks, the engine binds (mxtierctl waits 10 s) */
+
+/* control_reload_wait - a "reload" connection waiting for the outcome. */
+struct control_reload_wait {
+	struct bufferevent	*bev;
+	struct event		*timer;
+};
 
 static struct evconnlistener *control_listener;
 
@@ -116,6 +128,15 @@ control_listing(struct evbuffer *out, bool block, const char *verb, const char *
 }
 
 static void
+listener_print(const struct netaddr *addr, uint16_t port, enum tier_role tier, bool transparent, void *arg)
+{
+	char text[NETADDR_STRLEN];
+
+	evbuffer_add_printf(arg, "%s %u %s%s\n", netaddr_format(addr, text, sizeof(text)), port, tier_role_name(tier),
+	    transparent ? " transparent" : "");
+}
+
+static void
 control_execute(char *line, struct evbuffer *out)
 {
 	char *save = NULL;
@@ -130,6 +151,9 @@ control_execute(char *line, struct evbuffer *out)
 		control_status(out);
 	} else if ((strcmp(words[0], "block") == 0 || strcmp(words[0], "allow") == 0) && n >= 2) {
 		control_listing(out, words[0][0] == 'b', words[1], words[2], words[3]);
+	} else if (strcmp(words[0], "listeners") == 0) {
+		evbuffer_add_printf(out, "ok\n");
+		listeners_foreach(listener_print, out);
 	} else {
 		evbuffer_add_printf(out, "error: unknown request \"%s\"\n", words[0]);
 	}
@@ -148,6 +172,77 @@ control_event_cb(struct bufferevent *bev, short what, void *arg)
 	bufferevent_free(bev);
 }
 
+/* control_reply_then_close - one request per connection: close once the reply is out. */
+static void
+control_reply_then_close(struct bufferevent *bev)
+{
+	bufferevent_disable(bev, EV_READ);
+	bufferevent_setcb(bev, NULL, control_write_cb, control_event_cb, bev);
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		bufferevent_free(bev);
+}
+
+static void
+control_reload_wait_free(struct control_reload_wait *w)
+{
+	daemon_reload_forget(w);
+	event_free(w->timer);
+	free(w);
+}
+
+/* control_reload_done - the outcome of the reload this connection asked for. */
+static void
+control_reload_done(void *arg, bool ok, const char *text)
+{
+	struct control_reload_wait *w = arg;
+	struct bufferevent *bev = w->bev;
+
+	if (ok)
+		evbuffer_add_printf(bufferevent_get_output(bev), "ok\n%s\n", text);
+	else
+		evbuffer_add_printf(bufferevent_get_output(bev), "error: %s\n", text);
+	control_reload_wait_free(w);
+	control_reply_then_close(bev);
+}
+
+static void
+control_reload_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	char text[128];
+
+	snprintf(text, sizeof(text), "no outcome of the reload within %d s (see the daemon's log)", CONTROL_RELOAD_WAIT_S);
+	control_reload_done(arg, false, text);
+}
+
+static void
+control_reload_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	control_reload_wait_free(arg);
+	bufferevent_free(bev);
+}
+
+/* control_reload - ask for a reload; the reply waits for its outcome. */
+static void
+control_reload(struct bufferevent *bev)
+{
+	struct control_reload_wait *w = calloc(1, sizeof(*w));
+	struct timeval tv = { CONTROL_RELOAD_WAIT_S, 0 };
+
+	if (w == NULL || (w->timer = evtimer_new(mxd->base, control_reload_timeout_cb, w)) == NULL) {
+		free(w);
+		evbuffer_add_printf(bufferevent_get_output(bev), "error: out of memory\n");
+		control_reply_then_close(bev);
+		return;
+	}
+	w->bev = bev;
+	bufferevent_disable(bev, EV_READ);
+	bufferevent_setcb(bev, NULL, NULL, control_reload_event_cb, w);
+	evtimer_add(w->timer, &tv);
+	/* In one process the outcome comes at once, inside this call. */
+	if (daemon_reload_request(control_reload_done, w) == -1)
+		control_reload_done(w, false, "another reload is still waiting for its outcome; try again");
+}
+
 static void
 control_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -160,14 +255,17 @@ control_read_cb(struct bufferevent *bev, void *arg)
 			bufferevent_free(bev);
 		return;
 	}
+	if (len <= CONTROL_LINE_MAX && strcmp(line, "reload") == 0) {
+		free(line);
+		control_reload(bev);
+		return;
+	}
 	if (len <= CONTROL_LINE_MAX)
 		control_execute(line, bufferevent_get_output(bev));
 	else
 		evbuffer_add_printf(bufferevent_get_output(bev), "error: request too long\n");
 	free(line);
-	/* One request per connection: close once the reply is out. */
-	bufferevent_disable(bev, EV_READ);
-	bufferevent_setcb(bev, NULL, control_write_cb, control_event_cb, bev);
+	control_reply_then_close(bev);
 }
 
 static void

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <unistd.h>
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -87,7 +88,8 @@ listener_error_cb(struct evconnlistener *lev, void *arg)
 }
 
 static struct listener *
-listener_open(const struct netaddr *addr, uint16_t port, enum tier_role tier, bool transparent)
+listener_open(const struct netaddr *addr, uint16_t port, enum tier_role tier, bool transparent, char *err,
+    size_t errlen)
 {
 	struct listener *l = calloc(1, sizeof(*l));
 	char text[NETADDR_STRLEN];
@@ -106,8 +108,13 @@ listener_open(const struct netaddr *addr, uint16_t port, enum tier_role tier, bo
 	if (l->lev == NULL) {
 		if (fd != -1)
 			close(fd);
+		int saved = errno;
+		size_t used = strlen(err);
+
 		log_warn("cannot listen on %s port %u (%s): %s", netaddr_format(addr, text, sizeof(text)), port,
-		    tier_role_name(tier), strerror(errno));
+		    tier_role_name(tier), strerror(saved));
+		snprintf(err + used, errlen - used, "%scannot listen on %s port %u (%s): %s", used ? "; " : "", text, port,
+		    tier_role_name(tier), strerror(saved));
 		free(l);
 		return NULL;
 	}
@@ -131,11 +138,12 @@ listener_close(struct listener *l)
 }
 
 int
-listeners_apply(const struct config *c)
+listeners_apply(const struct config *c, char *err, size_t errlen)
 {
 	struct listener *l, *next;
 	int rc = 0;
 
+	err[0] = '\0';
 	LIST_FOREACH(l, &listeners.list, entry)
 		l->keep = false;
 	for (int t = 0; t < TIER_COUNT; t++) {
@@ -158,7 +166,7 @@ listeners_apply(const struct config *c)
 			}
 			if (found)
 				continue;
-			if ((l = listener_open(a, (uint16_t)c->listen_port, t, c->transparent)) == NULL) {
+			if ((l = listener_open(a, (uint16_t)c->listen_port, t, c->transparent, err, errlen)) == NULL) {
 				rc = -1;
 				continue;
 			}
@@ -172,6 +180,17 @@ listeners_apply(const struct config *c)
 			listener_close(l);
 	}
 	return rc;
+}
+
+/* listeners_foreach - each open listener, for the control socket's "listeners". */
+void
+listeners_foreach(void (*fn)(const struct netaddr *addr, uint16_t port, enum tier_role tier, bool transparent,
+    void *arg), void *arg)
+{
+	struct listener *l;
+
+	LIST_FOREACH(l, &listeners.list, entry)
+		fn(&l->addr, l->port, l->tier, l->transparent, arg);
 }
 
 void

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "relay.h"
 #include "priv.h"
+#include "reload.h"
 #include "service.h"
 #include "session.h"
 #include "sockets.h"
@@ -40,62 +41,6 @@ usage(void)
 	    "  -n       print the effective settings and exit\n"
 	    "  -v       verbose: trace state transitions\n");
 	exit(2);
-}
-
-/* reload_apply - a checked configuration replaces the running one (sessions keep theirs). */
-static void
-reload_apply(struct config *next)
-{
-	if (mxd->draining) {
-		config_unref(next);
-		return;	/* stopping: systemd was told STOPPING=1 and waits for no READY */
-	}
-	if (listeners_apply(next) == -1)
-		log_warn("reload: some tier addresses could not be bound (see above)");
-	config_unref(mxd->config);
-	mxd->config = next;
-	relay_pool_flush("the configuration was reloaded");
-	dns_init(next);
-	kernel_reconfigure(next);
-	db_reconfigure(next);
-	priv_local_reconfigure(next);
-	log_info("reloaded %s", next->path);
-	service_notify("READY=1");
-}
-
-static void
-reload_cb(evutil_socket_t sig, short what, void *arg)
-{
-	char err[1024];
-	struct config *next;
-
-	/* In a split the parent reads the file (as root) and sends us its text: ask it to. */
-	if (priv_role() == PRIV_ROLE_ENGINE) {
-		priv_to_privileged(PRIV_MSG_RELOAD, NULL, 0);
-		return;
-	}
-	service_notify("RELOADING=1");
-	if ((next = config_load(mxd->config->path, err, sizeof(err))) == NULL) {
-		log_warn("reload refused: %s (keeping the running configuration)", err);
-		service_notify("READY=1");
-		return;
-	}
-	reload_apply(next);
-}
-
-/* config_text_cb - the privileged parent's reload: the file it checked, the database value redacted. */
-static void
-config_text_cb(const void *payload, size_t len)
-{
-	char err[1024];
-	struct config *next = config_load_string(mxd->config->path, payload, err, sizeof(err));
-
-	if (next == NULL) {
-		log_warn("reload refused: %s (keeping the running configuration)", err);
-		service_notify("READY=1");
-		return;
-	}
-	reload_apply(next);
 }
 
 static void
@@ -205,7 +150,7 @@ main(int argc, char **argv)
 	mxd->clients = client_table_new();
 	mxd->next_session_id = ((uint64_t)time(NULL) & 0xffffff) << 16;
 	/* Before anything listens: a signal that comes as soon as a port answers is handled, not fatal. */
-	sig_hup = evsignal_new(mxd->base, SIGHUP, reload_cb, NULL);
+	sig_hup = evsignal_new(mxd->base, SIGHUP, reload_signal_cb, NULL);
 	sig_term = evsignal_new(mxd->base, SIGTERM, shutdown_cb, NULL);
 	sig_int = evsignal_new(mxd->base, SIGINT, shutdown_cb, NULL);
 	sig_usr1 = evsignal_new(mxd->base, SIGUSR1, stats_cb, NULL);
@@ -216,8 +161,8 @@ main(int argc, char **argv)
 	priv_signals_ready();
 	if (priv_engine_start() == -1)
 		fatalx("cannot set up the channel to the privileged side");
-	priv_on(PRIV_MSG_CONFIG, config_text_cb);
-	if (listeners_apply(mxd->config) == -1)
+	reload_listen();	/* the parent's answers to a reload in a split */
+	if (listeners_apply(mxd->config, err, sizeof(err)) == -1)
 		fatalx("cannot listen on every tier address; exiting");
 	if (health_start() == -1)
 		fatalx("cannot start the backend probe");

@@ -42,6 +42,7 @@ enum priv_msg_type {
 	PRIV_MSG_DB_LISTINGS,		/* blob: struct priv_listing[] */
 	PRIV_MSG_DB_REPUTATION,		/* blob: struct priv_reputation[] */
 	PRIV_MSG_CONFIG,		/* blob: the config text, database redacted */
+	PRIV_MSG_RELOAD_REFUSED,	/* text: why the privileged side kept the running config */
 	/* socket requests: engine -> privileged and the answer, on their own socketpair */
 	PRIV_MSG_FD_LISTENER,		/* struct priv_fd_request */
 	PRIV_MSG_FD_TRANSPARENT,	/* struct priv_fd_request */
@@ -53,6 +54,7 @@ enum priv_msg_type {
 #define PRIV_QUEUE_MAX		8192		/* messages waiting to be sent, per direction */
 #define PRIV_DB_VALUE_MAX	1100		/* one database value (utf8_clean output fits) */
 #define PRIV_DB_KEY_MAX		300
+#define PRIV_REFUSAL_MAX	1024	/* the text of a refused reload */
 
 struct priv_kernel_listing {
 	struct netaddr	addr;

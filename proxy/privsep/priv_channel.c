@@ -104,6 +104,7 @@ static const struct priv_msg_info {
 	[PRIV_MSG_DB_REPUTATION] = { "db-reputation", TO_ENGINE, sizeof(uint64_t), sizeof(uint64_t),
 	    PRIV_BLOB_REPUTATION_MAX },
 	[PRIV_MSG_CONFIG] = { "config", TO_ENGINE, sizeof(uint64_t), sizeof(uint64_t), PRIV_BLOB_CONFIG_MAX },
+	[PRIV_MSG_RELOAD_REFUSED] = { "reload-refused", TO_ENGINE, 1, PRIV_REFUSAL_MAX, 0 },
 	[PRIV_MSG_FD_LISTENER] = { "fd-listener", FD_REQUEST, sizeof(struct priv_fd_request),
 	    sizeof(struct priv_fd_request), 0 },
 	[PRIV_MSG_FD_TRANSPARENT] = { "fd-transparent", FD_REQUEST, sizeof(struct priv_fd_request),

@@ -36,6 +36,7 @@ static struct {
 	struct event	*fd_ev;
 	struct event	*signals[5];
 	struct event	*stop_timer;
+	struct event	*reload_timer;		/* an engine's request that came within a second of the last */
 	bool		 stop_forwarded;
 	bool		 engine_gone;
 	int		 exit_code;
@@ -264,6 +265,31 @@ priv_redact_database(const char *text)
 /* ---- the parent's loop ---- */
 
 /*
+ * refusal_to_engine - the engine tells whoever asked it (mxtierctl tier
+ * set) why: the loader's "FILE:LINE: key: problem". A problem that may
+ * quote the database line (a URI without '=' is echoed whole) stays in the
+ * parent's log: the engine never holds the conninfo.
+ */
+static void
+refusal_to_engine(const char *err)
+{
+	char text[PRIV_REFUSAL_MAX];
+
+	if (strcasestr(err, "database") || strstr(err, "://") || strcasestr(err, "password")) {
+		const char *colon = strchr(err, ':');
+
+		colon = colon ? strchr(colon + 1, ':') : NULL;
+		if (colon)
+			snprintf(text, sizeof(text), "%.*s: see the log of the privileged process", (int)(colon - err), err);
+		else
+			snprintf(text, sizeof(text), "see the log of the privileged process");
+	} else {
+		snprintf(text, sizeof(text), "%s", err);
+	}
+	priv_to_engine(PRIV_MSG_RELOAD_REFUSED, text, strlen(text));
+}
+
+/*
  * parent_reload - SIGHUP: read and check the file here (root reads it),
  * apply the privileged parts, then hand the engine the text with the
  * database value replaced; the engine applies the rest as it always did.
@@ -284,6 +310,7 @@ parent_reload(void)
 			free(text);
 		}
 		log_warn("reload refused: %s (keeping the running configuration)", err);
+		refusal_to_engine(err);
 		service_notify("READY=1");
 		return;
 	}
@@ -304,11 +331,30 @@ parent_reload(void)
 }
 
 static void
+reload_deferred_cb(evutil_socket_t fd, short what, void *arg)
+{
+	parent_reload();
+}
+
+static void
 reload_request_cb(const void *payload, size_t len)
 {
-	/* An engine asking once a second at most: its SIGHUP is a request, not an order. */
-	if (now_ms() - parent.last_reload_ms < 1000)
+	int64_t since = now_ms() - parent.last_reload_ms;
+
+	/*
+	 * An engine asking once a second at most: its SIGHUP is a request, not
+	 * an order. One that comes sooner is done when the second is over, so
+	 * an operator's reload right after another still gets its answer.
+	 */
+	if (since < 1000) {
+		struct timeval tv = { 0, (suseconds_t)(1000 - since) * 1000 };
+
+		if (parent.reload_timer == NULL)
+			parent.reload_timer = evtimer_new(mxd->base, reload_deferred_cb, NULL);
+		if (parent.reload_timer != NULL && !evtimer_pending(parent.reload_timer, NULL))
+			evtimer_add(parent.reload_timer, &tv);
 		return;
+	}
 	parent_reload();
 }
 
@@ -439,6 +485,8 @@ priv_parent_run(struct config *c, pid_t engine, int chan_fd, int fd_fd)
 	close(fd_fd);
 	if (parent.stop_timer)
 		event_free(parent.stop_timer);
+	if (parent.reload_timer)
+		event_free(parent.reload_timer);
 	for (int i = 0; i < 5; i++)
 		event_free(parent.signals[i]);
 	event_base_free(mxd->base);

@@ -20,18 +20,10 @@
 int
 priv_check_user(const struct config *c)
 {
-	struct passwd *pw;
+	char err[512];
 
-	if (geteuid() != 0 || c->user[0] == '\0')
-		return 0;
-	if ((pw = getpwnam(c->user)) == NULL) {
-		fprintf(stderr, "mxtierd: %s: user = %s: no such user; create it (packaging/install-deps does: "
-		    "useradd --system ...) or set \"user =\" to run the SMTP engine as root\n", c->path, c->user);
-		return -1;
-	}
-	if (pw->pw_uid == 0 || pw->pw_gid == 0) {
-		fprintf(stderr, "mxtierd: %s: user = %s: is root or in group root; name an unprivileged user or set \"user =\"\n",
-		    c->path, c->user);
+	if (config_check_user(c, err, sizeof(err)) == -1) {
+		fprintf(stderr, "mxtierd: %s\n", err);
 		return -1;
 	}
 	return 0;
