@@ -32,8 +32,6 @@ usage(void)
 	    "  db migrate                   create or upgrade the database schema\n"
 	    "  db setup [--admin CONNINFO] [--role NAME] [--dbname NAME]\n"
 	    "                               the local PostgreSQL: role, database, schema, config\n"
-	    "  db setup [--admin CONNINFO] [--role NAME] [--dbname NAME]\n"
-	    "                               the local PostgreSQL: role, database, schema, config\n"
 	    "  why ADDRESS                  recent verdicts, reputation and listings of a client\n"
 	    "  rep ADDRESS                  reputation rows of a client, its prefix and domains\n"
 	    "  tier list                    this machine's addresses: tier role, listening, reverse DNS\n"
