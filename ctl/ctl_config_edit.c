@@ -134,6 +134,10 @@ ctl_config_set_tier(const char *text, const struct netaddr *addr_in, int role, b
 	struct netaddr addr = *addr_in;
 	bool have_key = false;
 	const char *p = text;
+	size_t placeholder_end = 0;	/* where "#ROLE_ips =" (the packaged file's) ends in o, 0: none */
+	char placeholder[32];
+
+	snprintf(placeholder, sizeof(placeholder), "#%s_ips", role >= 0 ? tier_role_name(role) : "");
 
 	netaddr_normalize(&addr);
 	*changed = false;
@@ -164,15 +168,32 @@ ctl_config_set_tier(const char *text, const struct netaddr *addr_in, int role, b
 			have_key = true;
 		if (nl)
 			out_str(&o, "\n");
+		if (role >= 0 && nl && placeholder_end == 0 && len > strlen(placeholder) &&
+		    strncmp(p, placeholder, strlen(placeholder)) == 0 &&
+		    (is_blank(p[strlen(placeholder)]) || p[strlen(placeholder)] == '='))
+			placeholder_end = o.len;
 		p += len + (nl ? 1 : 0);
 	}
 	if (role >= 0 && !have_key) {
 		char line[NETADDR_STRLEN + 32], a[NETADDR_STRLEN];
+		char *tail;
 
 		if (o.len > 0 && o.buf[o.len - 1] != '\n')
 			out_str(&o, "\n");
 		snprintf(line, sizeof(line), "%s_ips = %s\n", tier_role_name(role), netaddr_format(&addr, a, sizeof(a)));
-		out_str(&o, line);
+		/* Under the commented-out key of the packaged file, where an operator looks for it; else at the end. */
+		if (placeholder_end > 0) {
+			tail = strdup(o.buf + placeholder_end);
+			if (tail == NULL)
+				abort();
+			o.len = placeholder_end;
+			o.buf[o.len] = '\0';
+			out_str(&o, line);
+			out_str(&o, tail);
+			free(tail);
+		} else {
+			out_str(&o, line);
+		}
 		*changed = true;
 	}
 	return o.buf;

@@ -8,6 +8,7 @@
  *   tier list | set              ctl_tier.c (editing: ctl_config_edit.c)
  *   dns-check DOMAIN             ctl_dns_check.c (resolver: ctl_resolve.c)
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -86,21 +87,27 @@ cmd_listing(const struct config *c, int argc, char **argv)
 	return rc;
 }
 
+/*
+ * draft: the command works on a file without tier addresses yet (the
+ * packaged one), since it is how the first is given or how the appliance
+ * is prepared; the others need what the daemon needs.
+ */
 static const struct ctl_command {
 	const char	*name;
 	int		(*run)(const struct config *c, int argc, char **argv);
+	bool		 draft;
 } ctl_commands[] = {
-	{ "check",	cmd_check },
-	{ "config",	cmd_config },
-	{ "rules",	cmd_rules },
-	{ "status",	ctl_cmd_control },
-	{ "block",	cmd_listing },
-	{ "allow",	cmd_listing },
-	{ "db",		ctl_cmd_db },
-	{ "why",	ctl_cmd_why },
-	{ "rep",	ctl_cmd_why },
-	{ "tier",	ctl_cmd_tier },
-	{ "dns-check",	ctl_cmd_dns_check },
+	{ "check",	cmd_check,		false },
+	{ "config",	cmd_config,		false },
+	{ "rules",	cmd_rules,		false },
+	{ "status",	ctl_cmd_control,	false },
+	{ "block",	cmd_listing,		false },
+	{ "allow",	cmd_listing,		false },
+	{ "db",		ctl_cmd_db,		true },
+	{ "why",	ctl_cmd_why,		false },
+	{ "rep",	ctl_cmd_why,		false },
+	{ "tier",	ctl_cmd_tier,		true },
+	{ "dns-check",	ctl_cmd_dns_check,	true },
 };
 
 int
@@ -127,7 +134,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "mxtierctl: %s: unknown command\n", argv[optind]);
 		return usage();
 	}
-	c = config_load(path, err, sizeof(err));
+	c = cmd->draft ? config_load_draft(path, err, sizeof(err)) : config_load(path, err, sizeof(err));
 	if (c == NULL) {
 		fprintf(stderr, "mxtierctl: %s\n", err);
 		return 1;

@@ -613,9 +613,14 @@ trim(char *s)
 
 static const struct config_key *config_key_find(const char *name);
 
-/* config_finish - cross-key checks and derived defaults; key_line says where each key was set (0 = default). */
+/*
+ * config_finish - cross-key checks and derived defaults; key_line says where
+ * each key was set (0 = default). need_tiers: at least one tier address
+ * (what the daemon needs; a draft may have none yet).
+ */
 static int
-config_finish(struct config *c, const char *name, const unsigned *key_line, char *err, size_t errlen)
+config_finish(struct config *c, const char *name, const unsigned *key_line, bool need_tiers, char *err,
+    size_t errlen)
 {
 	size_t tiers = 0;
 
@@ -699,7 +704,7 @@ config_finish(struct config *c, const char *name, const unsigned *key_line, char
 		snprintf(err, errlen, "backend_source = client needs transparent = yes");
 		return -1;
 	}
-	if (tiers == 0) {
+	if (tiers == 0 && need_tiers) {
 		snprintf(err, errlen, "no tier addresses: set primary_ips, secondary_ips and/or bait_ips");
 		return -1;
 	}
@@ -721,8 +726,9 @@ config_finish(struct config *c, const char *name, const unsigned *key_line, char
 	return 0;
 }
 
-struct config *
-config_load_string(const char *name, const char *text, char *err, size_t errlen)
+/* config_parse - config_load_string, with or without the need for a tier address. */
+static struct config *
+config_parse(const char *name, const char *text, bool need_tiers, char *err, size_t errlen)
 {
 	struct config *c = config_new_defaults();
 	unsigned key_line[CONFIG_KEY_COUNT] = { 0 };
@@ -776,7 +782,7 @@ config_load_string(const char *name, const char *text, char *err, size_t errlen)
 			goto fail;
 		}
 	}
-	if (config_finish(c, name, key_line, problem, sizeof(problem)) == -1) {
+	if (config_finish(c, name, key_line, need_tiers, problem, sizeof(problem)) == -1) {
 		/* Tier conflicts already carry FILE:LINE: key; other cross-key problems name the file. */
 		if (strncmp(problem, name, strlen(name)) == 0)
 			snprintf(err, errlen, "%s", problem);
@@ -794,12 +800,18 @@ fail:
 }
 
 struct config *
-config_load(const char *path, char *err, size_t errlen)
+config_load_string(const char *name, const char *text, char *err, size_t errlen)
+{
+	return config_parse(name, text, true, err, errlen);
+}
+
+/* config_read - the file's text (at most 1 MiB, no NUL), to free; NULL with err set. */
+static char *
+config_read(const char *path, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "r");
 	char *text;
 	long size;
-	struct config *c;
 
 	if (f == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
@@ -827,9 +839,33 @@ config_load(const char *path, char *err, size_t errlen)
 		free(text);
 		return NULL;
 	}
-	c = config_load_string(path, text, err, errlen);
+	return text;
+}
+
+/* config_load_file - config_load, with or without the need for a tier address. */
+static struct config *
+config_load_file(const char *path, bool need_tiers, char *err, size_t errlen)
+{
+	char *text = config_read(path, err, errlen);
+	struct config *c;
+
+	if (text == NULL)
+		return NULL;
+	c = config_parse(path, text, need_tiers, err, errlen);
 	free(text);
 	return c;
+}
+
+struct config *
+config_load(const char *path, char *err, size_t errlen)
+{
+	return config_load_file(path, true, err, errlen);
+}
+
+struct config *
+config_load_draft(const char *path, char *err, size_t errlen)
+{
+	return config_load_file(path, false, err, errlen);
 }
 
 struct config *

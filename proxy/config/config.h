@@ -168,6 +168,12 @@ const char	*client_info_name(enum client_info_method m);
 struct config	*config_load(const char *path, char *err, size_t errlen);
 /* config_load_string - the same from memory (tests); name used in messages. */
 struct config	*config_load_string(const char *name, const char *text, char *err, size_t errlen);
+/*
+ * config_load_draft - config_load for a file an operator is still writing:
+ * every check but the one that a tier address is set (the packaged file
+ * has none until `mxtierctl tier set` gives the first). Never for the daemon.
+ */
+struct config	*config_load_draft(const char *path, char *err, size_t errlen);
 struct config	*config_ref(struct config *c);
 void		 config_unref(struct config *c);
 void		 config_print(const struct config *c, FILE *out);
