@@ -100,6 +100,12 @@ relay_break_soon(struct relay *r, const char *why)
 	evtimer_add(r->timer, &now);
 }
 
+const char *
+relay_broken(const struct relay *r)
+{
+	return r->broken;
+}
+
 /* relay_send - every command sent expects a fresh reply. */
 static void
 relay_send(struct relay *r, const char *line, size_t len)

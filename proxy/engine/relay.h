@@ -45,6 +45,8 @@ struct relay_owner {
  */
 struct relay	*relay_start(const struct relay_owner *owner, const char *first_command, size_t len);
 void		 relay_free(struct relay *r);
+/* relay_broken - why the connection goes on the next loop pass, or NULL. */
+const char	*relay_broken(const struct relay *r);
 
 /* relay_command - send one command line; exactly one reply is expected. */
 void		 relay_command(struct relay *r, const char *line, size_t len);

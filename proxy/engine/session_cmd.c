@@ -257,10 +257,28 @@ session_relay_start(struct session *s, const char *line, size_t len)
 	return relay_start(&o, line, len);
 }
 
+/* session_drop_relay - the backend leg failed: logged, counted, and gone. */
+static void
+session_drop_relay(struct session *s, const char *why)
+{
+	log_warn("session %010llx: backend %s", (unsigned long long)s->id, why);
+	mxd->stats.backend_failures++;
+	snprintf(s->backend_reply, sizeof(s->backend_reply), "(backend failed: %s)", why);
+	relay_free(s->relay);
+	s->relay = NULL;
+}
+
 /* send_to_backend - hand one command to the relay, opening it if needed. */
 static void
 send_to_backend(struct session *s, enum command_id id, const char *line, size_t len)
 {
+	/*
+	 * A connection that misbehaved after the last transaction's reply goes
+	 * on the next loop pass; a MAIL that came in before that pass starts a
+	 * transaction afresh, so it gets a fresh connection, not a 451.
+	 */
+	if (s->relay && id == CMD_MAIL && relay_broken(s->relay))
+		session_drop_relay(s, relay_broken(s->relay));
 	if (s->relay) {
 		relay_command(s->relay, line, len);
 	} else if (id == CMD_MAIL) {
@@ -650,11 +668,7 @@ session_backend_failed(struct session *s, const char *why)
 {
 	enum command_id id = s->pending_command;
 
-	log_warn("session %010llx: backend %s", (unsigned long long)s->id, why);
-	mxd->stats.backend_failures++;
-	snprintf(s->backend_reply, sizeof(s->backend_reply), "(backend failed: %s)", why);
-	relay_free(s->relay);
-	s->relay = NULL;
+	session_drop_relay(s, why);
 
 	if (s->state == SESSION_DATA && !s->waiting_backend) {
 		/* Keep reading to the end of data; its reply will be the 451. */

@@ -140,3 +140,26 @@ def test_end_of_data_250_with_more_after_it_is_still_a_250(start_backend, start_
     carried = [len(conn["messages"]) for conn in backend.connections() if conn["messages"]]
     assert carried == [1, 1], "the misbehaving connection was reused: %r" % carried
     assert "sent data after its reply" in d.stderr()
+
+
+def test_mail_pipelined_behind_that_250_gets_a_fresh_backend(start_backend, start_daemon, connect):
+    """The same backend, and the client pipelines its next MAIL behind the
+    dot, so the MAIL is read while the misbehaving connection is still
+    there: it must start the next transaction on a fresh connection, not be
+    answered 451 (or sent down the connection that is being dropped)."""
+    backend = start_backend("--bad-reply", "DOT:extra")
+    d = start_daemon(backend)
+    c = connect(d)
+    c.greeting()
+    c.ehlo()
+    for line in ("MAIL FROM:<a@example.org>", "RCPT TO:<b@example.org>", "DATA"):
+        assert c.cmd(line, timeout=10).code in (250, 354)
+    c.send(DATA + b".\r\nMAIL FROM:<a@example.org>\r\n")
+    assert c.read_reply(timeout=10).last == "250 2.0.0 Ok: queued"
+    assert c.read_reply(timeout=10).code == 250, "the pipelined MAIL was refused"
+    assert c.cmd("RCPT TO:<b@example.org>", timeout=10).code == 250
+    assert c.cmd("DATA", timeout=10).code == 354
+    c.send(DATA + b".\r\n")
+    assert c.read_reply(timeout=10).code == 250
+    assert [m for _, _, m in backend.messages()] == [DATA, DATA]
+    assert "sent data after its reply" in d.stderr()
