@@ -104,6 +104,7 @@ struct db_field {
 struct db_row_table {
 	const char		*name;		/* for logs: "session row" */
 	const char		*function;	/* the SQL function the row is written with */
+	const char		*batch_function;	/* the same for a batch of rows, as column arrays (db_batch.c) */
 	const struct db_field	*fields;
 	int			 nfields;
 	int			 wire_values;	/* fields without DB_FIELD_PARENT */
@@ -135,5 +136,7 @@ const char	*db_row_check(enum db_row_kind kind, const char *const *values, const
 bool		 db_time_plausible(const char *text, int64_t now_ms, int64_t from_ms, int64_t to_ms);
 /* db_row_sql - "SELECT function($1, $2::cast, ...)" for the row, from its table. */
 const char	*db_row_sql(enum db_row_kind kind);
+/* db_row_batch_sql - "SELECT batch_function($1::text[], ...)": a batch of rows as column arrays (db_batch.c). */
+const char	*db_row_batch_sql(enum db_row_kind kind);
 
 #endif

@@ -1,0 +1,129 @@
+-- 0003_batch_writes: the writer sends a batch of session rows (and one of
+-- contact news) per statement, a batch per transaction. Every column comes
+-- as a text[] (reasons as the text of a text[] each: arrays cannot be
+-- ragged); the casts happen here, so a value that does not fit fails its
+-- batch, which the writer then bisects down to that one row.
+SET client_min_messages = warning;
+
+-- mxtier_record_sessions - many session rows and their reputation in one
+-- statement. A row already there (a resend after a lost confirmation) is
+-- skipped, and reputation is summed from the rows this call inserted only,
+-- so a resend never counts twice. One upsert per (kind, key) per batch,
+-- taken in key order, so that appliances writing the same keys at once
+-- lock them in the same order (no deadlock). Returns the rows inserted.
+CREATE OR REPLACE FUNCTION mxtier_record_sessions(p_session_id text[], p_appliance text[], p_started text[],
+    p_ended text[], p_tier text[], p_client text[], p_prefix text[], p_rdns text[], p_fcrdns text[],
+    p_helo text[], p_mail_from text[], p_rcpt_count text[], p_first_rcpt text[], p_messages text[],
+    p_verdict text[], p_reasons text[], p_dnsbl_score text[], p_bytes text[], p_duration_ms text[],
+    p_backend_reply text[], p_rdns_domain text[]) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+DECLARE
+	d date;
+	inserted integer;
+BEGIN
+	FOR d IN SELECT DISTINCT (s::timestamptz)::date FROM unnest(p_started) AS s LOOP
+		PERFORM mxtier_session_partition(d);
+	END LOOP;
+	WITH input AS (
+		SELECT * FROM unnest(p_session_id, p_appliance, p_started, p_ended, p_tier, p_client, p_prefix,
+		    p_rdns, p_fcrdns, p_helo, p_mail_from, p_rcpt_count, p_first_rcpt, p_messages, p_verdict,
+		    p_reasons, p_dnsbl_score, p_bytes, p_duration_ms, p_backend_reply, p_rdns_domain)
+		    AS u(session_id, appliance, started, ended, tier, client, prefix, rdns, fcrdns, helo, mail_from,
+		    rcpt_count, first_rcpt, messages, verdict, reasons, dnsbl_score, bytes, duration_ms,
+		    backend_reply, rdns_domain)
+	), ins AS (
+		INSERT INTO sessions
+		SELECT session_id, appliance, started::timestamptz, ended::timestamptz, tier, client::inet,
+		    prefix::cidr, rdns, fcrdns::boolean, helo, mail_from, rcpt_count::integer, first_rcpt,
+		    messages::integer, verdict, reasons::text[], dnsbl_score::integer, bytes::bigint,
+		    duration_ms::integer, backend_reply
+		FROM input
+		ON CONFLICT DO NOTHING
+		RETURNING session_id, appliance, started_at
+	), done AS (
+		-- what the inserted rows say, with the rDNS domain the table does not keep
+		SELECT i.* FROM ins JOIN input i ON i.session_id = ins.session_id AND i.appliance = ins.appliance
+		    AND i.started::timestamptz = ins.started_at
+	), keyed AS (
+		SELECT 'address' AS kind, host(client::inet) AS key, verdict, reasons::text[] AS reasons,
+		    ended::timestamptz AS seen FROM done
+		UNION ALL SELECT 'prefix', prefix::cidr::text, verdict, reasons::text[], ended::timestamptz FROM done
+		UNION ALL SELECT 'rdns_domain', lower(rdns_domain), verdict, reasons::text[], ended::timestamptz
+		    FROM done WHERE rdns_domain IS NOT NULL AND rdns_domain <> ''
+		UNION ALL SELECT 'helo', lower(helo), verdict, reasons::text[], ended::timestamptz
+		    FROM done WHERE helo IS NOT NULL AND helo <> ''
+		UNION ALL SELECT 'sender_domain', lower(split_part(mail_from, '@', 2)), verdict, reasons::text[],
+		    ended::timestamptz FROM done WHERE mail_from LIKE '%@%'
+	), summed AS (
+		SELECT kind, key, count(*) AS sessions,
+		    count(*) FILTER (WHERE verdict = 'relay') AS relayed,
+		    count(*) FILTER (WHERE verdict = 'tempfail') AS tempfailed,
+		    count(*) FILTER (WHERE 'retried' = ANY (reasons)) AS retried,
+		    count(*) FILTER (WHERE 'hit-and-run' = ANY (reasons)) AS hit_and_run,
+		    count(*) FILTER (WHERE 'bait-first-contact' = ANY (reasons)) AS bait_first,
+		    count(*) FILTER (WHERE 'trap-recipient' = ANY (reasons)) AS trapped,
+		    count(*) FILTER (WHERE verdict = 'reject') AS rejected,
+		    min(seen) AS first_seen, max(seen) AS last_seen
+		FROM keyed GROUP BY kind, key
+	), up AS (
+		INSERT INTO reputation AS r (kind, key, sessions, relayed, tempfailed, retried, hit_and_run,
+		    bait_first, trapped, rejected, first_seen, last_seen)
+		SELECT kind, key, sessions, relayed, tempfailed, retried, hit_and_run, bait_first, trapped, rejected,
+		    first_seen, last_seen FROM summed ORDER BY kind, key
+		ON CONFLICT (kind, key) DO UPDATE SET
+		    sessions = r.sessions + EXCLUDED.sessions,
+		    relayed = r.relayed + EXCLUDED.relayed,
+		    tempfailed = r.tempfailed + EXCLUDED.tempfailed,
+		    retried = r.retried + EXCLUDED.retried,
+		    hit_and_run = r.hit_and_run + EXCLUDED.hit_and_run,
+		    bait_first = r.bait_first + EXCLUDED.bait_first,
+		    trapped = r.trapped + EXCLUDED.trapped,
+		    rejected = r.rejected + EXCLUDED.rejected,
+		    last_seen = GREATEST(r.last_seen, EXCLUDED.last_seen)
+		RETURNING 1
+	)
+	SELECT (SELECT count(*) FROM ins) INTO inserted FROM (SELECT count(*) FROM up) AS touched;
+	RETURN inserted;
+END $$;
+
+-- mxtier_contacts - many keys' news in one statement. The writer folds a
+-- batch's news per key first (one row per key, in key order); a key whose
+-- news cleared its pending retry (and may have set a new one after) has
+-- the old one cleared before the merge, so mxtier_contact's rule holds
+-- for the batch as it would have one message at a time. Existing rows are
+-- locked in key order first, so appliances merging the same keys at once
+-- do not deadlock.
+CREATE OR REPLACE FUNCTION mxtier_contacts(p_key text[], p_primary text[], p_secondary text[], p_bait text[],
+    p_pending text[], p_clear_pending text[], p_pass text[], p_block text[], p_block_reason text[])
+    RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+BEGIN
+	PERFORM 1 FROM contacts WHERE key = ANY (p_key) ORDER BY key FOR UPDATE;
+	UPDATE contacts SET pending_since = NULL WHERE key IN (SELECT u.key FROM unnest(p_key, p_clear_pending)
+	    AS u(key, clear_pending) WHERE u.clear_pending::boolean);
+	INSERT INTO contacts AS c (key, last_primary, last_secondary, last_bait, pending_since, pass_until,
+	    block_until, block_reason, updated_at)
+	SELECT DISTINCT ON (key) key, prim::timestamptz, sec::timestamptz, bait::timestamptz,
+	    pend::timestamptz, pass::timestamptz, block::timestamptz, reason, now()
+	FROM unnest(p_key, p_primary, p_secondary, p_bait, p_pending, p_pass, p_block, p_block_reason)
+	    AS u(key, prim, sec, bait, pend, pass, block, reason)
+	ORDER BY key
+	ON CONFLICT (key) DO UPDATE SET
+	    last_primary = GREATEST(c.last_primary, EXCLUDED.last_primary),
+	    last_secondary = GREATEST(c.last_secondary, EXCLUDED.last_secondary),
+	    last_bait = GREATEST(c.last_bait, EXCLUDED.last_bait),
+	    pending_since = COALESCE(c.pending_since, EXCLUDED.pending_since),
+	    pass_until = GREATEST(c.pass_until, EXCLUDED.pass_until),
+	    block_until = CASE WHEN EXCLUDED.block_until IS NOT NULL THEN EXCLUDED.block_until ELSE c.block_until END,
+	    block_reason = COALESCE(EXCLUDED.block_reason, c.block_reason),
+	    updated_at = now();
+END $$;
+
+REVOKE EXECUTE ON FUNCTION
+	mxtier_record_sessions(text[], text[], text[], text[], text[], text[], text[], text[], text[], text[],
+	    text[], text[], text[], text[], text[], text[], text[], text[], text[], text[], text[]),
+	mxtier_contacts(text[], text[], text[], text[], text[], text[], text[], text[], text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+	mxtier_record_sessions(text[], text[], text[], text[], text[], text[], text[], text[], text[], text[],
+	    text[], text[], text[], text[], text[], text[], text[], text[], text[], text[], text[]),
+	mxtier_contacts(text[], text[], text[], text[], text[], text[], text[], text[], text[]) TO mxtier_writer;
