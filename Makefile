@@ -137,6 +137,7 @@ UNIT_OBJ_test_config         = $(call obj,$(BASE_SRC) $(CONFIG_SRC) proxy/wire/d
 UNIT_OBJ_test_verdict        = $(call obj,$(POLICY_SRC) $(BASE_SRC) $(CONFIG_SRC) proxy/wire/dnsbl_site.c)
 UNIT_OBJ_test_session_record = $(call obj,proxy/core/session_record.c $(BASE_SRC) $(WIRE_SRC) $(CONFIG_SRC))
 UNIT_OBJ_test_nftset         = $(call obj,$(wildcard kernel-rules/nftset*.c) proxy/base/log.c proxy/base/netaddr.c)
+UNIT_OBJ_test_db_batch       = $(call obj,db/db_batch.c db/db_rows.c proxy/privsep/priv_codec.c $(BASE_SRC) $(CONFIG_SRC) proxy/wire/dnsbl_site.c)
 unit_objects = $(or $(UNIT_OBJ_$(1)),$(CORE_OBJ) $(DAEMON_OBJ))
 
 .SECONDEXPANSION:
