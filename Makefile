@@ -97,7 +97,7 @@ ALL_OBJ    := $(CORE_OBJ) $(DAEMON_OBJ) $(MAIN_OBJ) $(CTL_OBJ)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps check check-run check-layers unit integration demo bench clean fuzz fuzz-build fuzz-smoke fuzz-merge \
+.PHONY: all deps check check-run check-layers unit integration demo bench bench-tools bench-partitions clean fuzz fuzz-build fuzz-smoke fuzz-merge \
         deb lint-deb check-packaging
 
 all: $(BUILD)/mxtierd $(BUILD)/mxtierctl
@@ -173,8 +173,22 @@ demo: deps
 	$(MAKE) all
 	MXTIERD=$(abspath $(BUILD))/mxtierd ./tests/demo/run-demo
 
-bench: all
+# The benchmarks' C tools: the flood client and the writer on its own loop.
+BENCH_BIN := $(BUILD)/bench/smtp_flood $(BUILD)/bench/db_writer_bench
+
+$(BUILD)/bench/smtp_flood: tests/bench/smtp_flood.c
+	@mkdir -p $(dir $@)
+	$(CC) $(MX_CFLAGS) $(MX_LDFLAGS) -o $@ $<
+
+$(BUILD)/bench/db_writer_bench: tests/bench/db_writer_bench.c $(CORE_OBJ) $(DAEMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(MX_CFLAGS) $(MX_LDFLAGS) -o $@ $(filter %.c %.o,$^) $(MX_LDLIBS)
+
+bench-tools: $(BENCH_BIN)
+
+bench: all bench-tools
 	./tests/bench/run-bench
+	MXTIER_BUILD=$(abspath $(BUILD)) ./tests/bench/db-writer-bench
 	-./tests/bench/nftset-bench
 	./tests/bench/behaviour-sim
 

@@ -158,7 +158,7 @@ db_array_append(struct db_text *t, const char *value)
 
 /* ---- contact news, folded per key ---- */
 
-/* later - the later of two times as wall_time writes them (fixed width, so text order is time order). */
+/* later - the later of two times as db_row_time writes them (fixed width, so text order is time order). */
 static const char *
 later(const char *a, const char *b)
 {

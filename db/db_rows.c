@@ -104,6 +104,23 @@ db_row_decode(enum db_row_kind kind, const char *buf, size_t len, const char **v
 	return 0;
 }
 
+void
+db_row_time(char *buf, size_t len, int64_t offset_ms)
+{
+	struct timespec ts;
+	struct tm tm;
+	time_t secs;
+	int64_t ms;
+	char stamp[32];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + offset_ms;
+	secs = (time_t)(ms / 1000);
+	gmtime_r(&secs, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
+	snprintf(buf, len, "%s.%03d+00", stamp, (int)(ms % 1000));
+}
+
 /* ---- the checks ---- */
 
 bool

@@ -39,11 +39,12 @@ BEGIN
 		    duration_ms::integer, backend_reply
 		FROM input
 		ON CONFLICT DO NOTHING
-		RETURNING session_id, appliance, started_at
+		RETURNING session_id
 	), done AS (
-		-- what the inserted rows say, with the rDNS domain the table does not keep
-		SELECT i.* FROM ins JOIN input i ON i.session_id = ins.session_id AND i.appliance = ins.appliance
-		    AND i.started::timestamptz = ins.started_at
+		-- What the inserted rows say, with the rDNS domain the table does not keep. A batch is
+		-- one appliance's, and its session ids are unique: the id alone picks the input row
+		-- (a hashed subplan, not a join of the batch with itself).
+		SELECT * FROM input WHERE session_id IN (SELECT session_id FROM ins)
 	), keyed AS (
 		SELECT 'address' AS kind, host(client::inet) AS key, verdict, reasons::text[] AS reasons,
 		    ended::timestamptz AS seen FROM done
@@ -90,17 +91,18 @@ END $$;
 -- batch's news per key first (one row per key, in key order); a key whose
 -- news cleared its pending retry (and may have set a new one after) has
 -- the old one cleared before the merge, so mxtier_contact's rule holds
--- for the batch as it would have one message at a time. Existing rows are
--- locked in key order first, so appliances merging the same keys at once
--- do not deadlock.
+-- for the batch as it would have one message at a time. The merge takes
+-- its rows in key order, so appliances merging the same keys at once do
+-- not deadlock (a clear's update may; the writer retries a deadlock).
 CREATE OR REPLACE FUNCTION mxtier_contacts(p_key text[], p_primary text[], p_secondary text[], p_bait text[],
     p_pending text[], p_clear_pending text[], p_pass text[], p_block text[], p_block_reason text[])
     RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
 BEGIN
-	PERFORM 1 FROM contacts WHERE key = ANY (p_key) ORDER BY key FOR UPDATE;
-	UPDATE contacts SET pending_since = NULL WHERE key IN (SELECT u.key FROM unnest(p_key, p_clear_pending)
-	    AS u(key, clear_pending) WHERE u.clear_pending::boolean);
+	-- A join with the batch, not "key = ANY (p_key)": plpgsql's cached generic plan for
+	-- that scans the whole table once contacts grows, and a batch then costs seconds.
+	UPDATE contacts AS c SET pending_since = NULL FROM unnest(p_key, p_clear_pending) AS u(key, clear_pending)
+	    WHERE c.key = u.key AND u.clear_pending::boolean;
 	INSERT INTO contacts AS c (key, last_primary, last_secondary, last_bait, pending_since, pass_until,
 	    block_until, block_reason, updated_at)
 	SELECT DISTINCT ON (key) key, prim::timestamptz, sec::timestamptz, bait::timestamptz,
