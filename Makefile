@@ -4,7 +4,8 @@
 #   make check    deps, then unit tests (cmocka) + integration tests (real daemon,
 #                 real peers) + fuzz-smoke
 #   make demo     deps + build + a demo appliance on 127.0.0.10/11/12:2525
-#   make bench    benchmark figures (not a test)
+#   make bench    benchmark figures (not a test); make bench-partitions: retention
+#                 and query plans on 10 million session rows (slow)
 #   make deb      the Debian package build/mxtier_VERSION_amd64.deb (packaging/debian)
 #   make lint-deb make deb, then lintian on it: any error or warning fails
 #   make fuzz     libFuzzer harnesses, FUZZ_TIME seconds each (default 300);
@@ -191,6 +192,11 @@ bench: all bench-tools
 	MXTIER_BUILD=$(abspath $(BUILD)) ./tests/bench/db-writer-bench
 	-./tests/bench/nftset-bench
 	./tests/bench/behaviour-sim
+
+# bench-partitions - retention and the dashboards' query plans on 10 million
+# session rows: slow (minutes), so not part of make bench.
+bench-partitions: all
+	MXTIER_BUILD=$(abspath $(BUILD)) ./tests/bench/db-partitions-bench
 
 clean:
 	rm -rf build build-san build-fuzz

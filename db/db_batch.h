@@ -35,12 +35,13 @@ struct db_event {
 struct db_event	*db_event_new(enum db_event_kind kind, const char *sql, int n, const char *const *values);
 void		 db_event_free(struct db_event *e);
 
-/* A batch: its events in queue order; one transaction. */
+/* A batch: its events in queue order; a transaction per row kind in it. */
 struct db_batch {
 	TAILQ_ENTRY(db_batch)	 entry;
 	size_t			 n, cap;
 	int			 attempts;	/* transient failures so far */
 	bool			 failed;	/* a statement of it failed (set while its results come in) */
+	int			 syncs;		/* its transactions still to be confirmed */
 	struct db_event		*ev[];
 };
 

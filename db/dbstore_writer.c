@@ -3,7 +3,7 @@
  * events (session rows, contact news, plain statements such as heartbeats
  * and retention) sent on the writer connection in pipeline mode as
  * batches (db_batch.c): up to db_batch_size events, one statement per
- * row kind, one transaction per batch. A full queue drops and counts;
+ * row kind, each its own transaction. A full queue drops and counts;
  * nothing waits for the database.
  *
  * A batch that fails is sent again: whole after a transient failure
@@ -87,7 +87,13 @@ batch_take(void)
 	return b;
 }
 
-/* batch_send_rows - kind's rows of b as one statement, if it has any; false if the connection failed. */
+/*
+ * batch_send_rows - kind's rows of b as one statement and its own
+ * transaction (a Sync), if it has any; false if the connection failed.
+ * Sessions and contacts commit apart: appliances writing the same hot
+ * keys (a /24's prefix) then hold each key's lock for one statement, not
+ * two. Either may be sent again with the batch: both are idempotent.
+ */
 static bool
 batch_send_rows(struct dbconn *c, struct db_batch *b, enum db_row_kind kind)
 {
@@ -102,33 +108,35 @@ batch_send_rows(struct dbconn *c, struct db_batch *b, enum db_row_kind kind)
 		db_batch_params_free(&p);
 		return true;
 	}
-	ok = PQsendQueryParams(c->pg, db_row_batch_sql(kind), p.nparams, NULL, (const char *const *)p.values, NULL, NULL, 0);
+	ok = PQsendQueryParams(c->pg, db_row_batch_sql(kind), p.nparams, NULL, (const char *const *)p.values, NULL,
+	    NULL, 0) && PQpipelineSync(c->pg);
 	db_batch_params_free(&p);
-	if (!ok)
+	if (!ok) {
 		dbconn_fail(c, "send failed");
-	return ok;
+		return false;
+	}
+	b->syncs++;
+	return true;
 }
 
-/* batch_send - the batch's statements and a Sync: one transaction. */
+/* batch_send - the batch's statements, each with its Sync. */
 static bool
 batch_send(struct dbconn *c, struct db_batch *b)
 {
 	b->failed = false;
+	b->syncs = 0;
 	if (b->n == 1 && b->ev[0]->kind == DB_EVENT_STATEMENT) {
 		struct db_event *e = b->ev[0];
 
-		if (!PQsendQueryParams(c->pg, e->sql, e->nparams, NULL, (const char *const *)e->values, NULL, NULL, 0)) {
+		if (!PQsendQueryParams(c->pg, e->sql, e->nparams, NULL, (const char *const *)e->values, NULL, NULL, 0) ||
+		    !PQpipelineSync(c->pg)) {
 			dbconn_fail(c, "send failed");
 			return false;
 		}
-	} else if (!batch_send_rows(c, b, DB_ROW_SESSION) || !batch_send_rows(c, b, DB_ROW_CONTACT)) {
-		return false;
+		b->syncs = 1;
+		return true;
 	}
-	if (!PQpipelineSync(c->pg)) {
-		dbconn_fail(c, "send failed");
-		return false;
-	}
-	return true;
+	return batch_send_rows(c, b, DB_ROW_SESSION) && batch_send_rows(c, b, DB_ROW_CONTACT);
 }
 
 /* writer_flush - batches into the pipeline; a partial batch from the ring only when force (the timer). */
@@ -229,6 +237,8 @@ writer_input(struct dbconn *c)
 			continue;	/* end of one statement's results */
 		switch (PQresultStatus(res)) {
 		case PGRES_PIPELINE_SYNC:
+			if (--b->syncs > 0)
+				break;
 			batch_done(b, sqlstate);
 			sqlstate[0] = '\0';
 			break;
