@@ -190,7 +190,12 @@ test_sessions_as_columns(void **state)
 	db_batch_free(b, true);
 	b = db_batch_new(1);
 	db_batch_add(b, session(3, NULL));
-	assert_false(db_batch_add(b, session(4, NULL)));	/* full */
+	{
+		struct db_event *extra = session(4, NULL);
+
+		assert_false(db_batch_add(b, extra));		/* full: still the caller's */
+		db_event_free(extra);
+	}
 	assert_int_equal(db_batch_build(b, DB_ROW_CONTACT, &p), 0);
 	assert_int_equal(p.nrows, 0);
 	db_batch_params_free(&p);
