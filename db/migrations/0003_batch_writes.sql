@@ -24,8 +24,15 @@ BEGIN
 	FOR d IN SELECT DISTINCT (s::timestamptz)::date FROM unnest(p_started) AS s LOOP
 		PERFORM mxtier_session_partition(d);
 	END LOOP;
+	-- Each value is cast once, here: the rows and all five reputation keys read the typed columns.
 	WITH input AS (
-		SELECT * FROM unnest(p_session_id, p_appliance, p_started, p_ended, p_tier, p_client, p_prefix,
+		SELECT u.session_id, u.appliance, u.started::timestamptz AS started, u.ended::timestamptz AS ended,
+		    u.tier, u.client::inet AS client, u.prefix::cidr AS prefix, u.rdns, u.fcrdns::boolean AS fcrdns,
+		    u.helo, u.mail_from, u.rcpt_count::integer AS rcpt_count, u.first_rcpt,
+		    u.messages::integer AS messages, u.verdict, u.reasons::text[] AS reasons,
+		    u.dnsbl_score::integer AS dnsbl_score, u.bytes::bigint AS bytes,
+		    u.duration_ms::integer AS duration_ms, u.backend_reply, u.rdns_domain
+		FROM unnest(p_session_id, p_appliance, p_started, p_ended, p_tier, p_client, p_prefix,
 		    p_rdns, p_fcrdns, p_helo, p_mail_from, p_rcpt_count, p_first_rcpt, p_messages, p_verdict,
 		    p_reasons, p_dnsbl_score, p_bytes, p_duration_ms, p_backend_reply, p_rdns_domain)
 		    AS u(session_id, appliance, started, ended, tier, client, prefix, rdns, fcrdns, helo, mail_from,
@@ -33,10 +40,8 @@ BEGIN
 		    backend_reply, rdns_domain)
 	), ins AS (
 		INSERT INTO sessions
-		SELECT session_id, appliance, started::timestamptz, ended::timestamptz, tier, client::inet,
-		    prefix::cidr, rdns, fcrdns::boolean, helo, mail_from, rcpt_count::integer, first_rcpt,
-		    messages::integer, verdict, reasons::text[], dnsbl_score::integer, bytes::bigint,
-		    duration_ms::integer, backend_reply
+		SELECT session_id, appliance, started, ended, tier, client, prefix, rdns, fcrdns, helo, mail_from,
+		    rcpt_count, first_rcpt, messages, verdict, reasons, dnsbl_score, bytes, duration_ms, backend_reply
 		FROM input
 		ON CONFLICT DO NOTHING
 		RETURNING session_id
@@ -46,15 +51,13 @@ BEGIN
 		-- (a hashed subplan, not a join of the batch with itself).
 		SELECT * FROM input WHERE session_id IN (SELECT session_id FROM ins)
 	), keyed AS (
-		SELECT 'address' AS kind, host(client::inet) AS key, verdict, reasons::text[] AS reasons,
-		    ended::timestamptz AS seen FROM done
-		UNION ALL SELECT 'prefix', prefix::cidr::text, verdict, reasons::text[], ended::timestamptz FROM done
-		UNION ALL SELECT 'rdns_domain', lower(rdns_domain), verdict, reasons::text[], ended::timestamptz
+		SELECT 'address' AS kind, host(client) AS key, verdict, reasons, ended AS seen FROM done
+		UNION ALL SELECT 'prefix', prefix::text, verdict, reasons, ended FROM done
+		UNION ALL SELECT 'rdns_domain', lower(rdns_domain), verdict, reasons, ended
 		    FROM done WHERE rdns_domain IS NOT NULL AND rdns_domain <> ''
-		UNION ALL SELECT 'helo', lower(helo), verdict, reasons::text[], ended::timestamptz
-		    FROM done WHERE helo IS NOT NULL AND helo <> ''
-		UNION ALL SELECT 'sender_domain', lower(split_part(mail_from, '@', 2)), verdict, reasons::text[],
-		    ended::timestamptz FROM done WHERE mail_from LIKE '%@%'
+		UNION ALL SELECT 'helo', lower(helo), verdict, reasons, ended FROM done WHERE helo IS NOT NULL AND helo <> ''
+		UNION ALL SELECT 'sender_domain', lower(split_part(mail_from, '@', 2)), verdict, reasons, ended
+		    FROM done WHERE mail_from LIKE '%@%'
 	), summed AS (
 		SELECT kind, key, count(*) AS sessions,
 		    count(*) FILTER (WHERE verdict = 'relay') AS relayed,
