@@ -134,7 +134,7 @@ int		 db_row_decode(enum db_row_kind kind, const char *buf, size_t len, const ch
 const char	*db_row_check(enum db_row_kind kind, const char *const *values, const struct db_row_limits *lim);
 /* db_row_time - now + offset_ms as a DB_FIELD_TIME value (UTC, fixed width: text order is time order). */
 void		 db_row_time(char *buf, size_t len, int64_t offset_ms);
-/* db_time_plausible - text is a time as wall_time writes it within [now + from_ms, now + to_ms]; NULL is. */
+/* db_time_plausible - text is a time as db_row_time writes it within [now + from_ms, now + to_ms]; NULL is. */
 bool		 db_time_plausible(const char *text, int64_t now_ms, int64_t from_ms, int64_t to_ms);
 /* db_row_sql - "SELECT function($1, $2::cast, ...)" for the row, from its table. */
 const char	*db_row_sql(enum db_row_kind kind);
