@@ -4,7 +4,8 @@
 #   make check    deps, then unit tests (cmocka) + integration tests (real daemon,
 #                 real peers) + fuzz-smoke
 #   make demo     deps + build + a demo appliance on 127.0.0.10/11/12:2525
-#   make bench    benchmark figures (not a test)
+#   make bench    benchmark figures (not a test); make bench-partitions: retention
+#                 and query plans on 10 million session rows (slow)
 #   make deb      the Debian package build/mxtier_VERSION_amd64.deb (packaging/debian)
 #   make lint-deb make deb, then lintian on it: any error or warning fails
 #   make fuzz     libFuzzer harnesses, FUZZ_TIME seconds each (default 300);
@@ -97,7 +98,7 @@ ALL_OBJ    := $(CORE_OBJ) $(DAEMON_OBJ) $(MAIN_OBJ) $(CTL_OBJ)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps check check-run check-layers unit integration demo bench clean fuzz fuzz-build fuzz-smoke fuzz-merge \
+.PHONY: all deps check check-run check-layers unit integration demo bench bench-tools bench-partitions clean fuzz fuzz-build fuzz-smoke fuzz-merge \
         deb lint-deb check-packaging
 
 all: $(BUILD)/mxtierd $(BUILD)/mxtierctl
@@ -137,6 +138,7 @@ UNIT_OBJ_test_config         = $(call obj,$(BASE_SRC) $(CONFIG_SRC) proxy/wire/d
 UNIT_OBJ_test_verdict        = $(call obj,$(POLICY_SRC) $(BASE_SRC) $(CONFIG_SRC) proxy/wire/dnsbl_site.c)
 UNIT_OBJ_test_session_record = $(call obj,proxy/core/session_record.c $(BASE_SRC) $(WIRE_SRC) $(CONFIG_SRC))
 UNIT_OBJ_test_nftset         = $(call obj,$(wildcard kernel-rules/nftset*.c) proxy/base/log.c proxy/base/netaddr.c)
+UNIT_OBJ_test_db_batch       = $(call obj,db/db_batch.c db/db_rows.c proxy/privsep/priv_codec.c $(BASE_SRC) $(CONFIG_SRC) proxy/wire/dnsbl_site.c)
 unit_objects = $(or $(UNIT_OBJ_$(1)),$(CORE_OBJ) $(DAEMON_OBJ))
 
 .SECONDEXPANSION:
@@ -172,10 +174,29 @@ demo: deps
 	$(MAKE) all
 	MXTIERD=$(abspath $(BUILD))/mxtierd ./tests/demo/run-demo
 
-bench: all
+# The benchmarks' C tools: the flood client and the writer on its own loop.
+BENCH_BIN := $(BUILD)/bench/smtp_flood $(BUILD)/bench/db_writer_bench
+
+$(BUILD)/bench/smtp_flood: tests/bench/smtp_flood.c
+	@mkdir -p $(dir $@)
+	$(CC) $(MX_CFLAGS) $(MX_LDFLAGS) -o $@ $<
+
+$(BUILD)/bench/db_writer_bench: tests/bench/db_writer_bench.c $(CORE_OBJ) $(DAEMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(MX_CFLAGS) $(MX_LDFLAGS) -o $@ $(filter %.c %.o,$^) $(MX_LDLIBS)
+
+bench-tools: $(BENCH_BIN)
+
+bench: all bench-tools
 	./tests/bench/run-bench
+	MXTIER_BUILD=$(abspath $(BUILD)) ./tests/bench/db-writer-bench
 	-./tests/bench/nftset-bench
 	./tests/bench/behaviour-sim
+
+# bench-partitions - retention and the dashboards' query plans on 10 million
+# session rows: slow (minutes), so not part of make bench.
+bench-partitions: all
+	MXTIER_BUILD=$(abspath $(BUILD)) ./tests/bench/db-partitions-bench
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -27,6 +27,7 @@ struct db_stats {
 	uint64_t	errors;
 	uint64_t	reconnects;
 	uint64_t	reads_late;
+	uint64_t	reads_unwaited;		/* lookups asked under a flood without a session waiting */
 	size_t		queued;
 };
 

@@ -121,6 +121,7 @@ static const struct config_key config_keys[] = {
 	{ "appliance_name",		CT_HOSTNAME, OFF(appliance_name), "", 0, 0, NULL },
 	{ "db_queue_size",		CT_INT, OFF(db_queue_size), "10000", 100, 1000000, NULL },
 	{ "db_flush_interval",		CT_DURATION, OFF(db_flush_interval), "50ms", 1, 10 * SEC, NULL },
+	{ "db_batch_size",		CT_INT, OFF(db_batch_size), "500", 1, 5000, NULL },
 	{ "db_retention_days",		CT_INT, OFF(db_retention_days), "30", 1, 3650, NULL },
 	{ "db_read_budget",		CT_DURATION, OFF(db_read_budget), "200ms", 10, 10 * SEC, NULL },
 	{ "tls_cert_file",		CT_STRING, OFF(tls_cert_file), "", 0, 0, NULL },

@@ -145,6 +145,7 @@ struct config {
 	char		*appliance_name;
 	int64_t		db_queue_size;
 	int64_t		db_flush_interval;
+	int64_t		db_batch_size;
 	int64_t		db_retention_days;
 	int64_t		db_read_budget;
 

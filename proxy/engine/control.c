@@ -79,6 +79,7 @@ control_status(struct evbuffer *out)
 		evbuffer_add_printf(out, "db_errors %llu\n", (unsigned long long)ds.errors);
 		evbuffer_add_printf(out, "db_reconnects %llu\n", (unsigned long long)ds.reconnects);
 		evbuffer_add_printf(out, "db_reads_late %llu\n", (unsigned long long)ds.reads_late);
+		evbuffer_add_printf(out, "db_reads_unwaited %llu\n", (unsigned long long)ds.reads_unwaited);
 		evbuffer_add_printf(out, "db_queue %zu\n", ds.queued);
 	}
 	for (int v = 0; v < VERDICT_COUNT; v++)

@@ -47,11 +47,14 @@ enum priv_msg_type {
 	PRIV_MSG_FD_LISTENER,		/* struct priv_fd_request */
 	PRIV_MSG_FD_TRANSPARENT,	/* struct priv_fd_request */
 	PRIV_MSG_FD_REPLY,		/* struct priv_fd_reply (+ the descriptor) */
+	/* either direction: small messages sent in one loop turn, as records (struct priv_hdr + payload) */
+	PRIV_MSG_BUNDLE,
 	PRIV_MSG_COUNT
 };
 
 #define PRIV_MSG_MAX		(64 * 1024)	/* payload bytes of one message */
-#define PRIV_QUEUE_MAX		8192		/* messages waiting to be sent, per direction */
+#define PRIV_QUEUE_MAX		8192		/* datagrams waiting to be sent, per direction */
+#define PRIV_QUEUE_BYTES_MAX	(16 * 1024 * 1024)	/* and their bytes (a bundle is up to PRIV_MSG_MAX) */
 #define PRIV_DB_VALUE_MAX	1100		/* one database value (utf8_clean output fits) */
 #define PRIV_DB_KEY_MAX		300
 #define PRIV_REFUSAL_MAX	1024	/* the text of a refused reload */

@@ -27,7 +27,8 @@ enum priv_direction {
 	TO_PRIVILEGED = 0,
 	TO_ENGINE,
 	FD_REQUEST,
-	FD_REPLY
+	FD_REPLY,
+	EITHER			/* a bundle: its records are checked one by one */
 };
 
 struct priv_hdr {
@@ -55,7 +56,16 @@ struct priv_channel {
 	priv_closed_fn		 on_closed;	/* the peer closed its end: what that means is the owner's */
 	struct event		*rd, *wr;
 	TAILQ_HEAD(, priv_out)	 out;
-	size_t			 queued;
+	size_t			 queued, queued_bytes;
+	/*
+	 * Messages without a descriptor gather here during a loop turn and
+	 * leave as one datagram (PRIV_MSG_BUNDLE) when it ends: under a flood
+	 * a syscall and a wakeup per message on each side cost more than the
+	 * messages. bundle holds the records after room for the header.
+	 */
+	char			*bundle;
+	size_t			 bundle_len, bundle_count;
+	struct event		*bundle_ev;
 	uint64_t		 sent, dropped, received, refused;
 	int64_t			 last_log_ms;
 };
