@@ -4,7 +4,8 @@
 #   make check    deps, then unit tests (cmocka) + integration tests (real daemon,
 #                 real peers) + fuzz-smoke
 #   make demo     deps + build + a demo appliance on 127.0.0.10/11/12:2525
-#   make bench    benchmark figures (not a test)
+#   make bench    benchmark figures (not a test), the dashboard's cost included
+#                 (tests/bench/dashboard-bench)
 #   make deb      the Debian package build/mxtier_VERSION_amd64.deb (packaging/debian)
 #   make lint-deb make deb, then lintian on it: any error or warning fails
 #   make fuzz     libFuzzer harnesses, FUZZ_TIME seconds each (default 300);
@@ -175,6 +176,7 @@ demo: deps
 
 bench: all
 	./tests/bench/run-bench
+	./tests/bench/dashboard-bench
 	-./tests/bench/nftset-bench
 	./tests/bench/behaviour-sim
 

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -64,6 +65,19 @@ class Api:
         h = {"Content-Type": "application/json", "X-CSRF-Token": self.csrf if csrf else None}
         h.update(headers or {})
         return self.request("POST", path, body=json.dumps(obj), headers=h)
+
+
+def wait_http(port, host="127.0.0.1", timeout=10.0):
+    """wait_http - until /healthz answers: the HTTP server binds after the SMTP listeners (or in its own process)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if Api(port, host=host, timeout=1).get("/healthz")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError("no HTTP server on %s:%d within %.0f s" % (host, port, timeout))
 
 
 def metric_samples(text):

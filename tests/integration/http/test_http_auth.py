@@ -11,7 +11,7 @@ import time
 import pytest
 
 from harness import MXTIERD, free_port
-from httpapi import Api, yescrypt
+from httpapi import Api, wait_http, yescrypt
 
 
 def http_daemon(start_daemon, backend, workdir, **config):
@@ -20,6 +20,7 @@ def http_daemon(start_daemon, backend, workdir, **config):
     config.setdefault("user", "")
     d = start_daemon(backend, **config)
     d.http_port = int(config["http_listen"].rsplit(":", 1)[1])
+    wait_http(d.http_port)
     return d
 
 

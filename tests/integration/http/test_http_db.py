@@ -10,7 +10,7 @@ import os
 import pytest
 
 from harness import BAIT, PRIMARY, children, free_port, wait_until
-from httpapi import Api, yescrypt
+from httpapi import Api, wait_http, yescrypt
 
 READER = "dash_reader"
 SPLIT_USER = "mxtier"
@@ -57,6 +57,7 @@ def dash(dbw, backend, workdir, start_daemon):
                user=SPLIT_USER if split_possible() else "")
     d = start_daemon(backend, **cfg)
     d.http_port = port
+    wait_http(port)
     d.api = Api(port, auth=("alice", "s3cret"))
     return d
 

@@ -15,7 +15,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "kernel"))
 
 import netns_topology as nt  # noqa: E402
-from httpapi import Api, metric_samples, sample  # noqa: E402
+from httpapi import Api, metric_samples, sample, wait_http  # noqa: E402
 
 HTTP_PORT = 8025
 
@@ -61,6 +61,7 @@ def test_block_through_the_api_reaches_the_kernel_set(topo, kworkdir):
         x = nt.CLIENTS4[6]
         assert topo.connect_outcome(x, nt.PRIMARY4)[0] == "banner"
         api = Api(HTTP_PORT)
+        in_app(topo, lambda: wait_http(HTTP_PORT))
         status, _, body = in_app(topo, lambda: api.post("/api/listings", {"action": "add", "list": "block",
                                                                           "address": x, "ttl": "30m"}))
         assert status == 200, body

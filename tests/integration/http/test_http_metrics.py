@@ -16,7 +16,7 @@ import urllib.request
 import pytest
 
 from harness import BAIT, PRIMARY, free_port, wait_until
-from httpapi import PROMETHEUS, PROMTOOL, Api, metric_samples, promtool_check, sample
+from httpapi import PROMETHEUS, PROMTOOL, Api, metric_samples, promtool_check, sample, wait_http
 
 sys_path_db = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "db")
 import sys  # noqa: E402
@@ -50,6 +50,7 @@ def http_mxtierd(start_daemon, backend, workdir):
     d = start_daemon(backend, http_listen="127.0.0.1:%d" % port, user="",
                      control_socket=os.path.join(workdir, "control.sock"))
     d.http_port = port
+    wait_http(port)
     api = Api(port)
     def probes_ended():
         s = metric_samples(api.get("/metrics")[2])
