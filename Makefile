@@ -138,6 +138,8 @@ UNIT_OBJ_test_netaddr        = $(call obj,proxy/base/netaddr.c)
 UNIT_OBJ_test_config         = $(call obj,$(BASE_SRC) $(CONFIG_SRC) proxy/wire/dnsbl_site.c)
 UNIT_OBJ_test_verdict        = $(call obj,$(POLICY_SRC) $(BASE_SRC) $(CONFIG_SRC) proxy/wire/dnsbl_site.c)
 UNIT_OBJ_test_session_record = $(call obj,proxy/core/session_record.c $(BASE_SRC) $(WIRE_SRC) $(CONFIG_SRC))
+UNIT_OBJ_test_http           = $(call obj,proxy/http/http_request.c proxy/http/http_json.c proxy/http/http_metrics.c \
+                               $(BASE_SRC) $(CONFIG_SRC) proxy/wire/dnsbl_site.c)
 UNIT_OBJ_test_nftset         = $(call obj,$(wildcard kernel-rules/nftset*.c) proxy/base/log.c proxy/base/netaddr.c)
 unit_objects = $(or $(UNIT_OBJ_$(1)),$(CORE_OBJ) $(DAEMON_OBJ))
 
