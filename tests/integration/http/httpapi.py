@@ -23,8 +23,9 @@ PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 
 
 class Api:
-    def __init__(self, port, host="127.0.0.1", auth=None, token=None, source="127.0.0.1", timeout=10):
+    def __init__(self, port, host="127.0.0.1", auth=None, token=None, source="127.0.0.1", timeout=10, tls=None):
         self.port, self.host, self.auth, self.token, self.source, self.timeout = port, host, auth, token, source, timeout
+        self.tls = tls      # an ssl.SSLContext: HTTPS
         self.csrf = None
 
     def headers(self, extra=None):
@@ -37,7 +38,11 @@ class Api:
         return {k: v for k, v in h.items() if v is not None}
 
     def request(self, method, path, body=None, headers=None):
-        c = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout, source_address=(self.source, 0))
+        if self.tls:
+            c = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout,
+                                            source_address=(self.source, 0), context=self.tls)
+        else:
+            c = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout, source_address=(self.source, 0))
         try:
             c.request(method, path, body=body, headers=self.headers(headers))
             r = c.getresponse()

@@ -5,6 +5,8 @@ locked out per address; state changes need the CSRF token and a same-site
 Origin/Referer; sizes are bounded."""
 
 import os
+import http.client
+import ssl
 import subprocess
 import time
 
@@ -146,3 +148,43 @@ def test_bad_requests_are_refused_with_the_reason(start_daemon, backend, workdir
     assert api.get("/../../etc/passwd")[0] in (400, 404)
     assert api.get("/api/sender?q=" + "a" * 300)[0] == 400
     assert api.get("/api/history")[2] == {"error": "no database: set dashboard_database"}
+
+
+def test_https_when_the_tls_files_are_set(start_daemon, backend, workdir):
+    key, cert = os.path.join(workdir, "http.key"), os.path.join(workdir, "http.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=60)
+    port = free_port()
+    d = start_daemon(backend, http_listen="127.0.0.1:%d" % port, user="", http_tls_cert_file=cert,
+                     http_tls_key_file=key)
+    ctx = ssl.create_default_context(cafile=cert)
+    api = Api(port, tls=ctx)
+    for _ in range(100):
+        try:
+            if api.get("/healthz")[0] == 200:
+                break
+        except OSError:
+            pass
+        time.sleep(0.05)
+    status, _, body = api.get("/api/live")
+    assert status == 200 and "tiers" in body
+    # The same site is https://HOST now: an http:// Origin is another site.
+    site = "https://127.0.0.1:%d" % port
+    block = {"action": "add", "list": "block", "address": "192.0.2.5"}
+    assert api.post("/api/listings", block, headers={"Origin": "http://127.0.0.1:%d" % port})[0] == 403
+    assert api.post("/api/listings", block, headers={"Origin": site})[0] == 200
+    # Plain HTTP on the TLS port gets no answer.
+    try:
+        status = Api(port, timeout=2).get("/api/live")[0]
+    except (OSError, http.client.HTTPException):
+        status = None
+    assert status is None
+    assert "dashboard on https://127.0.0.1:%d" % port in d.stderr()
+
+
+def test_tls_files_must_come_together(workdir, backend):
+    conf = write(workdir, "half.conf", "primary_ips = 127.0.0.10\nuser =\nhttp_listen = 127.0.0.1:%d\n"
+                 "http_tls_cert_file = /nonexistent.pem\n" % free_port())
+    r = subprocess.run([MXTIERD, "-t", "-c", conf], capture_output=True, text=True, timeout=10)
+    assert r.returncode != 0 and "http_tls_cert_file and http_tls_key_file must be set together" in r.stderr
