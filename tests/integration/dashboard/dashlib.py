@@ -10,8 +10,13 @@ The cluster and its fixtures come from tests/integration/db/dblib.py (`pg`,
 daemon's writer calls, so the views see what they will see on an appliance.
 """
 
+import base64
+import json as _json
 import os
+import subprocess
 import sys
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -21,6 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "db"))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from dblib import dbw, pg, ctl  # noqa: E402,F401 (fixtures)
+from harness import BAIT, HOSTNAME, MXTIERD, PRIMARY, SmtpClient, free_port, wait_until  # noqa: E402
 
 READER = "mxtier_r_dash"      # login role in mxtier_reader
 
@@ -96,3 +102,117 @@ class DashDb:
 @pytest.fixture
 def dash_db(dbw):
     return DashDb(dbw).migrate()
+
+
+# -- mxtierd with the dashboard --------------------------------------------------
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+WEB = os.path.join(TOP, "dashboards", "web")
+PAGES = ("index.html", "history.html", "sender.html", "listings.html", "tiers.html")
+MESSAGE = b"Subject: dashboard test\r\n\r\nhello\r\n"
+
+
+def http_missing():
+    """http_missing - why this mxtierd cannot serve the dashboard, or None."""
+    if not os.access(MXTIERD, os.X_OK):
+        return "%s is not built" % MXTIERD
+    r = subprocess.run([MXTIERD, "-n"], capture_output=True, text=True, timeout=10)
+    if "dashboard_dir" not in r.stdout + r.stderr:
+        return "this mxtierd has no dashboard_dir (the http branch is not merged)"
+    return None
+
+
+def http(url, method="GET", body=None, headers=None, timeout=5):
+    """http - (status, headers, parsed JSON or text) of one request; never raises for 4xx/5xx."""
+    data = None if body is None else (body if isinstance(body, bytes) else _json.dumps(body).encode())
+    req = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
+    if data is not None and "Content-Type" not in req.headers:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            status, hdrs, raw = r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        status, hdrs, raw = e.code, dict(e.headers), e.read()
+    try:
+        return status, hdrs, _json.loads(raw)
+    except ValueError:
+        return status, hdrs, raw.decode(errors="replace")
+
+
+def bearer(token):
+    return {"Authorization": "Bearer " + token}
+
+
+def basic(user, password):
+    return "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+
+
+class Site:
+    """Site - an mxtierd serving the dashboard, its database and how to send it sessions."""
+
+    def __init__(self, daemon, dash_db, port):
+        self.daemon, self.dash_db, self.port = daemon, dash_db, port
+        self.url = "http://127.0.0.1:%d/" % port
+
+    def relay(self, source="127.0.0.2"):
+        with SmtpClient(self.daemon.port, PRIMARY, source) as c:
+            assert c.greeting().code == 220
+            assert c.ehlo("mail.client.test").code == 250
+            replies = c.send_mail("a@client.test", ["user@demo.test"], MESSAGE)
+            assert replies[-1].code == 250, replies
+            c.cmd("QUIT")
+        return c
+
+    def bait(self, source="127.0.0.2"):
+        with SmtpClient(self.daemon.port, BAIT, source) as c:
+            assert c.greeting().code == 421
+        return c
+
+    def deferred(self, source="127.0.0.3"):
+        """deferred - a HELO of the appliance's own name: 451 at RCPT, reason helo-invalid."""
+        with SmtpClient(self.daemon.port, PRIMARY, source) as c:
+            assert c.greeting().code == 220
+            assert c.ehlo(HOSTNAME).code == 250
+            assert c.cmd("MAIL FROM:<b@deferred.test>").code == 250
+            assert c.cmd("RCPT TO:<user@demo.test>").code == 451
+            c.cmd("QUIT")
+        return c
+
+    def wait_logged(self, clients):
+        for c in clients:
+            self.daemon.session_for(c)
+
+
+@pytest.fixture
+def start_site(dash_db, start_backend):
+    """start_site(**config) - mxtierd with http_listen on loopback, the dashboard and both databases."""
+    def start(**config):
+        why = http_missing()
+        if why:
+            pytest.skip(why)
+        port = free_port()
+        cfg = {"http_listen": "127.0.0.1:%d" % port, "dashboard_dir": WEB,
+               "dashboard_database": dash_db.pg.conninfo(dash_db.db, user=READER, connect_timeout=2)}
+        cfg.update(config)
+        d = dash_db.dbw.start_daemon(start_backend(), appliance="A", **{k: v for k, v in cfg.items() if v is not None})
+        site = Site(d, dash_db, port)
+        wait_until(lambda: http(site.url + "healthz")[0] == 200, 10, what="GET /healthz on %s" % site.url)
+        return site
+    return start
+
+
+@pytest.fixture
+def browser():
+    from browser import Browser, missing
+    why = missing()
+    if why:
+        pytest.skip(why)
+    opened = []
+
+    def make(**kw):
+        b = Browser(**kw)
+        opened.append(b)
+        return b
+    yield make
+    for b in opened:
+        b.close()
