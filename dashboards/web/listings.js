@@ -73,6 +73,7 @@
 			document.getElementById("ttl").value.trim());
 	});
 	MX.getSession();
-	load();
-	setInterval(load, REFRESH_MS);
+	/* refresh - one request in flight at a time: the next is asked for after the last answer */
+	const refresh = () => load().finally(() => setTimeout(refresh, REFRESH_MS));
+	refresh();
 })();
