@@ -12,7 +12,7 @@
 
 CC         ?= cc
 PKG_CONFIG ?= pkg-config
-PKGS       := libevent libevent_openssl libnftnl libmnl libpq openssl libsystemd
+PKGS       := libevent libevent_openssl libnftnl libmnl libpq openssl libsystemd libxcrypt
 
 # The Debian 12 package that ships each pkg-config module (packaging/install-deps
 # installs them all).
@@ -23,6 +23,7 @@ DEB_libmnl           := libmnl-dev
 DEB_libpq            := libpq-dev
 DEB_openssl          := libssl-dev
 DEB_libsystemd       := libsystemd-dev
+DEB_libxcrypt        := libcrypt-dev
 DEB_cmocka           := libcmocka-dev
 
 # pkg_query OPTION,MODULES - `pkg-config OPTION MODULES`, or stop with a message
@@ -70,7 +71,7 @@ endif
 # The source folders, lowest layer first (tools/check-layers: a file includes
 # only its own layer and those below). Every one is on the include path.
 SRC_DIRS := proxy/base proxy/wire proxy/config proxy/core proxy/policy proxy/adapters \
-            proxy/privsep proxy/engine db kernel-rules ctl
+            proxy/privsep proxy/engine proxy/http db kernel-rules ctl
 INCLUDES := $(SRC_DIRS:%=-I%)
 
 # Modules shared by the daemon, mxtierctl and the unit tests.
@@ -83,7 +84,7 @@ CORE_SRC   := $(BASE_SRC) $(WIRE_SRC) $(CONFIG_SRC)
 POLICY_SRC := proxy/policy/verdict.c $(wildcard proxy/policy/checks/*.c)
 # The daemon: what both processes share, the engine's and the parent's.
 DAEMON_SRC := $(wildcard proxy/core/*.c) $(POLICY_SRC) $(wildcard proxy/adapters/*.c) \
-              $(wildcard proxy/privsep/*.c) $(filter-out proxy/engine/main.c,$(wildcard proxy/engine/*.c)) \
+              $(wildcard proxy/privsep/*.c) $(wildcard proxy/http/*.c) $(filter-out proxy/engine/main.c,$(wildcard proxy/engine/*.c)) \
               $(wildcard db/*.c) $(filter-out kernel-rules/ruleset.c,$(wildcard kernel-rules/*.c))
 MAIN_SRC := proxy/engine/main.c
 CTL_SRC  := $(wildcard ctl/*.c)

@@ -97,6 +97,7 @@ static const struct priv_msg_info {
 	[PRIV_MSG_DB_LOOKUP] = { "db-lookup", TO_PRIVILEGED, sizeof(uint32_t) + 3,
 	    sizeof(uint32_t) + 3 * (PRIV_DB_KEY_MAX + 2), 0 },
 	[PRIV_MSG_RELOAD] = { "reload", TO_PRIVILEGED, 0, 0, 0 },
+	[PRIV_MSG_CONTROL_REPLY] = { "control-reply", TO_PRIVILEGED, sizeof(uint32_t), PRIV_MSG_MAX, 0 },
 	[PRIV_MSG_DB_ROW] = { "db-row", TO_ENGINE, sizeof(struct priv_db_row), sizeof(struct priv_db_row), 0 },
 	[PRIV_MSG_DB_DONE] = { "db-done", TO_ENGINE, sizeof(uint32_t), sizeof(uint32_t), 0 },
 	[PRIV_MSG_DB_STATUS] = { "db-status", TO_ENGINE, sizeof(struct priv_db_status), sizeof(struct priv_db_status), 0 },
@@ -105,6 +106,9 @@ static const struct priv_msg_info {
 	    PRIV_BLOB_REPUTATION_MAX },
 	[PRIV_MSG_CONFIG] = { "config", TO_ENGINE, sizeof(uint64_t), sizeof(uint64_t), PRIV_BLOB_CONFIG_MAX },
 	[PRIV_MSG_RELOAD_REFUSED] = { "reload-refused", TO_ENGINE, 1, PRIV_REFUSAL_MAX, 0 },
+	[PRIV_MSG_PARENT_STATS] = { "parent-stats", TO_ENGINE, sizeof(struct priv_parent_stats),
+	    sizeof(struct priv_parent_stats), 0 },
+	[PRIV_MSG_CONTROL] = { "control", TO_ENGINE, sizeof(uint32_t) + 1, sizeof(uint32_t) + PRIV_CONTROL_LINE_MAX, 0 },
 	[PRIV_MSG_FD_LISTENER] = { "fd-listener", FD_REQUEST, sizeof(struct priv_fd_request),
 	    sizeof(struct priv_fd_request), 0 },
 	[PRIV_MSG_FD_TRANSPARENT] = { "fd-transparent", FD_REQUEST, sizeof(struct priv_fd_request),
@@ -507,6 +511,17 @@ uint64_t
 priv_engine_dropped(void)
 {
 	return priv.engine_end ? priv.engine_end->dropped : 0;
+}
+
+void
+priv_channel_counters(uint64_t out[4])
+{
+	const struct priv_channel *ch = priv.priv_end;
+
+	out[0] = ch ? ch->received : 0;
+	out[1] = ch ? ch->refused : 0;
+	out[2] = ch ? ch->sent : 0;
+	out[3] = ch ? ch->dropped : 0;
 }
 
 int
