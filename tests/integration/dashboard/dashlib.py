@@ -116,8 +116,12 @@ def http_missing():
     """http_missing - why this mxtierd cannot serve the dashboard, or None."""
     if not os.access(MXTIERD, os.X_OK):
         return "%s is not built" % MXTIERD
-    r = subprocess.run([MXTIERD, "-n"], capture_output=True, text=True, timeout=10)
-    if "dashboard_dir" not in r.stdout + r.stderr:
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", prefix="mxtier-probe-", suffix=".conf") as f:
+        f.write("primary_ips = 127.0.0.10\n")
+        f.flush()
+        r = subprocess.run([MXTIERD, "-c", f.name, "-n"], capture_output=True, text=True, timeout=10)
+    if not any(line.startswith("dashboard_dir ") for line in r.stdout.splitlines()):
         return "this mxtierd has no dashboard_dir (the http branch is not merged)"
     return None
 
