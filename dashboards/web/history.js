@@ -7,6 +7,8 @@
 	const TIERS = ["primary", "secondary", "bait"];
 	const VERDICTS = ["relay", "tempfail", "reject", "block", "none"];
 	const MAX_TABLE_ROWS = 500;
+	const RANGE_DAYS = { day: 1, week: 7, month: 31 };
+	const HOUR = 3600, DAY = 86400;
 	let data = null;
 
 	const hourSec = (iso) => Math.floor(Date.parse(iso) / 1000);
@@ -74,20 +76,30 @@
 		return keys.sort().map((k) => [daySec(k), days.get(k)]);
 	}
 
+	/* xRange - the x scale of a chart: the whole range asked for, whatever the rows hold. */
+	function xRange(seconds, step) {
+		const now = Date.now() / 1000;
+		return { x: { time: true, range: () => [Math.floor((now - seconds) / step) * step - step / 2, now + step / 2] },
+			y: { range: (u, lo, hi) => [0, Math.max(1, hi) * 1.1] } };
+	}
+
 	function draw() {
 		const hourly = filtered(data.hourly), daily = filtered(data.daily);
-		const pts = { points: true, fill: false };
+		const days = RANGE_DAYS[data.range] || 7;
+		const dots = (n) => Array.from({ length: n }, () => ({ points: { show: true, size: 7 } }));
 		MX.chart(document.getElementById("chart-hourly"), "", TIERS,
-			series(hourly, (r) => hourSec(r.hour), (r) => r.tier, TIERS), { fill: true });
+			series(hourly, (r) => hourSec(r.hour), (r) => r.tier, TIERS),
+			{ fill: true, series: dots(TIERS.length), scales: xRange(DAY, HOUR) });
 		MX.chart(document.getElementById("chart-daily"), "", VERDICTS,
-			series(daily, (r) => daySec(r.day), (r) => r.verdict, VERDICTS), { series: VERDICTS.map(() => ({
-				points: { show: true, size: 7 } })) });
-		const days = dayTable(filtered(data.stopped_before_backend), filtered(data.retried_relayed));
+			series(daily, (r) => daySec(r.day), (r) => r.verdict, VERDICTS),
+			{ series: dots(VERDICTS.length), scales: xRange(days * DAY, DAY) });
+		const perDay = dayTable(filtered(data.stopped_before_backend), filtered(data.retried_relayed));
+		const pct = xRange(days * DAY, DAY);
+		pct.y = { range: [0, 100] };
 		MX.chart(document.getElementById("chart-stopped"), "", ["stopped share %", "retried & relayed / deferred %"],
-			[days.map((d) => d[0]), days.map((d) => d[1].sessions ? 100 * d[1].stopped / d[1].sessions : null),
-				days.map((d) => d[1].deferred ? 100 * d[1].retried / d[1].deferred : null)],
-			{ series: [{ points: { show: true, size: 7 } }, { points: { show: true, size: 7 } }] });
-		void pts;
+			[perDay.map((d) => d[0]), perDay.map((d) => d[1].sessions ? 100 * d[1].stopped / d[1].sessions : null),
+				perDay.map((d) => d[1].deferred ? 100 * d[1].retried / d[1].deferred : null)],
+			{ series: dots(2), scales: pct });
 		const top = data.top_blocked || [];
 		for (const kind of ["address", "prefix", "rdns_domain"])
 			blockedTable(kind, top);

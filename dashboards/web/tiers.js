@@ -24,7 +24,7 @@
 			MX.status("tiers: " + (r.body.error || "HTTP " + r.status), "error");
 			return;
 		}
-		MX.setText("appliance-name", r.body.appliance || "-");
+		MX.setText("appliance-name", r.body.appliance ? "appliance " + r.body.appliance : "this appliance");
 		const lb = MX.clear(document.getElementById("listener-rows"));
 		const listeners = r.body.listeners || [];
 		if (listeners.length === 0)

@@ -84,7 +84,8 @@ class DashDb:
         stmts = [record_session_sql(i, *s) for i, s in enumerate(sessions)]
         stmts.append("INSERT INTO appliances (name, version, tier_map, heartbeat) VALUES "
                      "('A', 'test', '{\"192.0.2.10\": \"primary\"}', now()), "
-                     "('B', 'test', '{\"192.0.2.20\": \"secondary\"}', now() - interval '5 minutes')")
+                     "('B', 'test', '{\"192.0.2.20\": \"secondary\"}', now() - interval '5 minutes') "
+                     "ON CONFLICT (name) DO NOTHING")
         stmts.append("INSERT INTO listings (network, kind, reason, expires_at) VALUES "
                      "('198.51.100.0/24', 'block', 'manual', now() + interval '1 hour'), "
                      "('192.0.2.7/32', 'allow', 'manual', NULL)")

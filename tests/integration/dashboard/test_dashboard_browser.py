@@ -50,11 +50,19 @@ def test_every_page_loads_clean_and_draws_its_charts(start_site, browser):
     site = start_site()
     send_known_sessions(site)
     site.dash_db.dbw.wait_rows(6)
+    site.dash_db.fill()         # and the rows of another appliance, B, with blocked sources and listings
     b = browser()
     for page in PAGES:
         url = site.url + page + ("?q=127.0.0.3" if page == "sender.html" else "")
         b.open(url)
         ready(b, page)
+        if page == "index.html":        # traffic while the page watches, so the rate charts have a shape
+            for _ in range(4):
+                site.relay()
+                site.bait()
+                site.deferred()
+                time.sleep(0.7)
+            b.wait_js("return document.getElementById('rate-total').textContent !== '0.00'", 4, what="a rate")
         if CHARTS[page]:
             drawn = wait_until(lambda: len(b.canvases_drawn()) == CHARTS[page] and all(b.canvases_drawn()),
                                5, what="%s: %d charts drawn (got %r)" % (page, CHARTS[page], b.canvases_drawn()))
