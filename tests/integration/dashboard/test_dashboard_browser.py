@@ -281,3 +281,31 @@ def test_unauthenticated_and_cross_site_requests_are_refused(start_site, browser
     for _ in range(3):
         http(site.url + "api/live", headers=bearer("wrong"))
     assert http(site.url + "api/live", headers=good)[0] == 429
+
+
+def test_without_a_database_live_works_and_history_says_what_to_configure(start_backend, start_daemon, browser):
+    from dashlib import WEB, Site, http_missing
+    import pytest
+    why = http_missing()
+    if why:
+        pytest.skip(why)
+    port = free_port()
+    d = start_daemon(start_backend(), http_listen="127.0.0.1:%d" % port, dashboard_dir=WEB)
+    site = Site(d, None, port)
+    wait_until(lambda: http(site.url + "healthz")[0] == 200, 10, what="GET /healthz")
+    b = browser()
+    b.open(site.url)
+    ready(b, "index.html")
+    site.wait_logged([site.relay()])
+    b.wait_js("return document.getElementById('count-primary-relay').textContent === '1'", LIVE_DEADLINE_S,
+              what="the relayed session on the Live page")
+    assert b.text("db-state") == "off"
+    assert b.problems() == []
+    b.open(site.url + "history.html")
+    b.wait_js("return !document.getElementById('no-database').hidden", 5, what="the no-database notice")
+    assert b.js("return document.getElementById('history').hidden") is True
+    notice = b.text("no-database")
+    assert "dashboard_database" in notice and "mxtier_reader" in notice, notice
+    # the one expected failure: the server's 503 that the page explains
+    assert b.problems(allow=("/api/history",)) == []
+    b.screenshot("history-no-database")
