@@ -4,7 +4,8 @@
 #   make check    deps, then unit tests (cmocka) + integration tests (real daemon,
 #                 real peers) + fuzz-smoke
 #   make demo     deps + build + a demo appliance on 127.0.0.10/11/12:2525
-#   make bench    benchmark figures (not a test)
+#   make bench    benchmark figures (not a test), the dashboard's cost included
+#                 (tests/bench/dashboard-bench)
 #   make deb      the Debian package build/mxtier_VERSION_amd64.deb (packaging/debian)
 #   make lint-deb make deb, then lintian on it: any error or warning fails
 #   make fuzz     libFuzzer harnesses, FUZZ_TIME seconds each (default 300);
@@ -137,6 +138,8 @@ UNIT_OBJ_test_netaddr        = $(call obj,proxy/base/netaddr.c)
 UNIT_OBJ_test_config         = $(call obj,$(BASE_SRC) $(CONFIG_SRC) proxy/wire/dnsbl_site.c)
 UNIT_OBJ_test_verdict        = $(call obj,$(POLICY_SRC) $(BASE_SRC) $(CONFIG_SRC) proxy/wire/dnsbl_site.c)
 UNIT_OBJ_test_session_record = $(call obj,proxy/core/session_record.c $(BASE_SRC) $(WIRE_SRC) $(CONFIG_SRC))
+UNIT_OBJ_test_http           = $(call obj,proxy/http/http_request.c proxy/http/http_json.c proxy/http/http_metrics.c \
+                               $(BASE_SRC) $(CONFIG_SRC) proxy/wire/dnsbl_site.c)
 UNIT_OBJ_test_nftset         = $(call obj,$(wildcard kernel-rules/nftset*.c) proxy/base/log.c proxy/base/netaddr.c)
 unit_objects = $(or $(UNIT_OBJ_$(1)),$(CORE_OBJ) $(DAEMON_OBJ))
 
@@ -175,6 +178,7 @@ demo: deps
 
 bench: all
 	./tests/bench/run-bench
+	./tests/bench/dashboard-bench
 	-./tests/bench/nftset-bench
 	./tests/bench/behaviour-sim
 

@@ -25,6 +25,8 @@
 #define AUTH_ENTRIES_MAX	256	/* lines of a password or token file */
 #define AUTH_SECRET_MAX		256	/* a hash or a token */
 #define AUTH_HEADER_MAX		1024
+#define AUTH_CACHE_SIZE		64	/* Basic credentials recently verified */
+#define AUTH_CACHE_TTL_S	60
 
 struct auth_entry {
 	char	user[HTTP_USER_MAX + 1];
@@ -38,6 +40,17 @@ struct auth_fail {
 	int	count;
 };
 
+/*
+ * A verified Authorization header, kept as its HMAC under the CSRF key:
+ * a browser sends the same header with every request, and a yescrypt
+ * hash costs tens of milliseconds and megabytes each time.
+ */
+struct auth_cached {
+	unsigned char	mac[32];
+	char		user[HTTP_USER_MAX + 1];
+	time_t		until;
+};
+
 struct http_auth {
 	bool			 required;
 	struct auth_entry	 passwords[AUTH_ENTRIES_MAX];
@@ -46,8 +59,38 @@ struct http_auth {
 	size_t			 ntokens;
 	unsigned char		 csrf_key[32];
 	struct auth_fail	 fails[AUTH_FAILS_TABLE];
+	struct auth_cached	 cache[AUTH_CACHE_SIZE];
+	unsigned		 cache_next;
 	struct crypt_data	 crypt;		/* crypt_r's state: large, so here and not on the stack */
 };
+
+static void
+header_mac(const struct http_auth *a, const char *header, unsigned char mac[32])
+{
+	unsigned int len = 32;
+
+	HMAC(EVP_sha256(), a->csrf_key, sizeof(a->csrf_key), (const unsigned char *)header, strlen(header), mac, &len);
+}
+
+/* cache_find - the user of a header verified within AUTH_CACHE_TTL_S, or NULL. */
+static const char *
+cache_find(const struct http_auth *a, const unsigned char mac[32], time_t now)
+{
+	for (size_t i = 0; i < AUTH_CACHE_SIZE; i++)
+		if (a->cache[i].until > now && CRYPTO_memcmp(a->cache[i].mac, mac, 32) == 0)
+			return a->cache[i].user;
+	return NULL;
+}
+
+static void
+cache_add(struct http_auth *a, const unsigned char mac[32], const char *user, time_t now)
+{
+	struct auth_cached *e = &a->cache[a->cache_next++ % AUTH_CACHE_SIZE];
+
+	memcpy(e->mac, mac, 32);
+	snprintf(e->user, sizeof(e->user), "%s", user);
+	e->until = now + AUTH_CACHE_TTL_S;
+}
 
 /* auth_file_read - "user:secret" lines; '#' comments and blank lines skipped. */
 static int
@@ -258,8 +301,17 @@ http_auth_check(struct http_auth *a, const char *authorization, const char *peer
 	if (authorization == NULL || strlen(authorization) > AUTH_HEADER_MAX)
 		return AUTH_NEEDED;	/* the browser's first request: no failure counted */
 	if (strncasecmp(authorization, "Basic ", 6) == 0 && a->npasswords > 0) {
-		ok = check_basic(a, authorization + 6, user, user_cap);
+		unsigned char mac[32];
+		const char *known;
+
 		*kind = "basic";
+		header_mac(a, authorization, mac);
+		if ((known = cache_find(a, mac, now)) != NULL) {
+			snprintf(user, user_cap, "%s", known);
+			return AUTH_OK;
+		}
+		if ((ok = check_basic(a, authorization + 6, user, user_cap)))
+			cache_add(a, mac, user, now);
 	} else if (strncasecmp(authorization, "Bearer ", 7) == 0 && a->ntokens > 0) {
 		ok = check_bearer(a, authorization + 7, user, user_cap);
 		*kind = "bearer";

@@ -214,14 +214,38 @@ static const struct {
 	{ "top_blocked",
 	  "SELECT kind, key, sessions, last_seen FROM (SELECT *, row_number() OVER (PARTITION BY kind ORDER BY sessions DESC, key) AS n "
 	  "FROM dash_top_blocked) t WHERE n <= 20 ORDER BY kind, sessions DESC, key",
+	  /* Blocked as the view counts it: a reject, or a behaviour block (answered 4xx) by its reason. */
+	  "WITH b AS (SELECT client, client_prefix, rdns, fcrdns, started_at FROM sessions WHERE started_at > now() - interval '7 days' "
+	  "AND (verdict = 'reject' OR reasons && ARRAY['blocklist', 'bait-first-contact', 'hit-and-run', 'manual', 'reputation-bad'])) "
 	  "SELECT kind, key, sessions, last_seen FROM (SELECT kind, key, count(*) AS sessions, max(started_at) AS last_seen, "
 	  "row_number() OVER (PARTITION BY kind ORDER BY count(*) DESC, key) AS n FROM ("
-	  "SELECT 'address' AS kind, host(client) AS key, started_at FROM sessions WHERE verdict = 'reject' AND started_at > now() - interval '7 days' "
-	  "UNION ALL SELECT 'prefix', client_prefix::text, started_at FROM sessions WHERE verdict = 'reject' AND started_at > now() - interval '7 days' "
-	  "UNION ALL SELECT 'rdns_domain', lower(rdns), started_at FROM sessions WHERE verdict = 'reject' AND fcrdns AND rdns IS NOT NULL "
-	  "AND started_at > now() - interval '7 days') s GROUP BY 1, 2) t WHERE n <= 20 ORDER BY kind, sessions DESC, key" },
-	{ "appliances", "SELECT name FROM appliances ORDER BY name LIMIT 1000", "SELECT name FROM appliances ORDER BY name LIMIT 1000" },
+	  "SELECT 'address' AS kind, host(client) AS key, started_at FROM b "
+	  "UNION ALL SELECT 'prefix', client_prefix::text, started_at FROM b "
+	  "UNION ALL SELECT 'rdns_domain', lower(rdns), started_at FROM b WHERE fcrdns AND rdns IS NOT NULL"
+	  ") s GROUP BY 1, 2) t WHERE n <= 20 ORDER BY kind, sessions DESC, key" },
 };
+
+/* appliance_names - "appliances":["A","B"] (the contract: names, for the page's filter). */
+static int
+appliance_names(struct http_db *db, struct evbuffer *out, char *err, size_t errlen)
+{
+	PGresult *res = PQexec(db->pg, "SELECT name FROM appliances ORDER BY name LIMIT 1000");
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		snprintf(err, errlen, "database: %s", PQresultErrorMessage(res));
+		err[strcspn(err, "\n")] = '\0';
+		PQclear(res);
+		return -1;
+	}
+	evbuffer_add_printf(out, ",\"appliances\":[");
+	for (int r = 0; r < PQntuples(res); r++) {
+		evbuffer_add_printf(out, "%s", r ? "," : "");
+		json_string(out, PQgetvalue(res, r, 0));
+	}
+	evbuffer_add_printf(out, "]");
+	PQclear(res);
+	return 0;
+}
 
 int
 http_db_history(struct http_db *db, const char *range, struct evbuffer *out, char *err, size_t errlen)
@@ -241,6 +265,8 @@ http_db_history(struct http_db *db, const char *range, struct evbuffer *out, cha
 		if (query_rows(db, out, history_queries[i].name, sql, n, values, err, errlen) == -1)
 			return -1;
 	}
+	if (appliance_names(db, out, err, errlen) == -1)
+		return -1;
 	evbuffer_add_printf(out, "}");
 	return 0;
 }

@@ -103,7 +103,7 @@ json_object_get(const char *body, size_t len, const char *want, char *value, siz
 		return -1;
 	p = skip_ws(p, end);
 	if (p < end && *p == '}')
-		return 0;
+		return skip_ws(p + 1, end) == end ? 0 : -1;
 	for (;;) {
 		p = skip_ws(p, end);
 		if ((p = read_string(p, end, key, sizeof(key))) == NULL)
@@ -136,7 +136,7 @@ json_object_get(const char *body, size_t len, const char *want, char *value, siz
 			continue;
 		}
 		if (p < end && *p == '}')
-			return found;
+			return skip_ws(p + 1, end) == end ? found : -1;
 		return -1;
 	}
 }

@@ -43,6 +43,7 @@ struct http_server {
 	struct http_auth	*auth;
 	struct http_db		*db;
 	char			 dashboard_dir[PATH_MAX];	/* resolved; "" when missing */
+	char			 appliance[256];		/* appliance_name */
 	bool			 tls;
 	time_t			 started;
 	size_t			 max_conns;
@@ -386,7 +387,9 @@ api_tiers(struct http_call *call)
 	struct evbuffer *b = evbuffer_new();
 	bool first = true;
 
-	evbuffer_add_printf(b, "{\"listeners\":[");
+	evbuffer_add_printf(b, "{\"appliance\":");
+	json_string(b, call->s->appliance);
+	evbuffer_add_printf(b, ",\"listeners\":[");
 	line = copy ? strtok_r(copy, "\n", &save) : NULL;
 	if (line && strcmp(line, "ok") == 0) {
 		while ((line = strtok_r(NULL, "\n", &save)) != NULL) {
@@ -656,6 +659,7 @@ http_server_new(struct event_base *base, const struct config *c, http_ask_fn ask
 	s->ask = ask_fn;
 	s->ask_arg = arg;
 	s->started = time(NULL);
+	snprintf(s->appliance, sizeof(s->appliance), "%s", c->appliance_name);
 	s->max_conns = (size_t)c->http_max_connections;
 	if (s->max_conns > HTTP_CONNS_TABLE)
 		s->max_conns = HTTP_CONNS_TABLE;
