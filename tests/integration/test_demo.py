@@ -317,6 +317,13 @@ def test_demo_serves_the_dashboard_and_prints_its_url(demo):
     def get(path):
         with urllib.request.urlopen(url + path, timeout=5) as r:
             return r.status, r.read().decode()
+
+    def up():
+        try:
+            return get("healthz")[0] == 200
+        except OSError:     # the HTTP process is not listening yet
+            return False
+    wait_until(up, 10, what="the demo's dashboard on %s" % url)
     status, page = get("")
     assert status == 200 and "<title>mxtier · Live</title>" in page, page[:300]
     before = json.loads(get("api/live")[1])["sessions"]

@@ -144,6 +144,14 @@ def http(url, method="GET", body=None, headers=None, timeout=5):
         return status, hdrs, raw.decode(errors="replace")
 
 
+def http_up(url):
+    """http_up - GET url/healthz answers 200 (False while nothing listens yet)."""
+    try:
+        return http(url + "healthz", timeout=2)[0] == 200
+    except OSError:         # connection refused: the HTTP process is not listening yet
+        return False
+
+
 def bearer(token):
     return {"Authorization": "Bearer " + token}
 
@@ -201,7 +209,7 @@ def start_site(dash_db, start_backend):
         cfg.update(config)
         d = dash_db.dbw.start_daemon(start_backend(), appliance="A", **{k: v for k, v in cfg.items() if v is not None})
         site = Site(d, dash_db, port)
-        wait_until(lambda: http(site.url + "healthz")[0] == 200, 10, what="GET /healthz on %s" % site.url)
+        wait_until(lambda: http_up(site.url), 10, what="GET /healthz on %s" % site.url)
         return site
     return start
 

@@ -284,7 +284,7 @@ def test_unauthenticated_and_cross_site_requests_are_refused(start_site, browser
 
 
 def test_without_a_database_live_works_and_history_says_what_to_configure(start_backend, start_daemon, browser):
-    from dashlib import WEB, Site, http_missing
+    from dashlib import WEB, Site, http_missing, http_up
     import pytest
     why = http_missing()
     if why:
@@ -292,7 +292,7 @@ def test_without_a_database_live_works_and_history_says_what_to_configure(start_
     port = free_port()
     d = start_daemon(start_backend(), http_listen="127.0.0.1:%d" % port, dashboard_dir=WEB)
     site = Site(d, None, port)
-    wait_until(lambda: http(site.url + "healthz")[0] == 200, 10, what="GET /healthz")
+    wait_until(lambda: http_up(site.url), 10, what="GET /healthz")
     b = browser()
     b.open(site.url)
     ready(b, "index.html")
