@@ -233,7 +233,7 @@ FUZZ_WARN       := -g -O1 -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-paramete
                    -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS      = $(FUZZ_WARN) -fsanitize=fuzzer,address,undefined $(INCLUDES) -Ifuzz $(PKG_CFLAGS)
 FUZZ_OBJ_CFLAGS  = $(FUZZ_WARN) -fsanitize=fuzzer-no-link,address,undefined $(INCLUDES) $(PKG_CFLAGS)
-FUZZ_NAMES      := smtp_parse data_reader reply_parser client_info session
+FUZZ_NAMES      := smtp_parse data_reader reply_parser client_info session http_request
 FUZZ_BIN        := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
 # The modules each harness links: the parser under test, or for the
 # whole-session harness every module of the daemon but main.c.
@@ -244,6 +244,9 @@ FUZZ_OBJ_client_info  := $(FUZZ_BUILD)/obj/proxy/wire/client_info.o $(FUZZ_BUILD
 FUZZ_OBJ_session      := $(CORE_SRC:%.c=$(FUZZ_BUILD)/obj/%.o) $(DAEMON_SRC:%.c=$(FUZZ_BUILD)/obj/%.o) \
                          $(FUZZ_BUILD)/obj/gen/migrations.o
 FUZZ_LIBS_session      = $(PKG_LIBS)
+FUZZ_OBJ_http_request := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,proxy/http/http_request.c proxy/http/http_json.c \
+                         $(BASE_SRC) $(CONFIG_SRC) proxy/wire/dnsbl_site.c)
+FUZZ_LIBS_http_request = $(PKG_LIBS)
 
 $(FUZZ_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "control.h"
 #include "daemon.h"
@@ -62,6 +63,9 @@ http_local_start(void)
 
 	if (priv_split() || mxd->config->http_listen[0] == '\0')
 		return 0;
+	if (geteuid() == 0)
+		log_warn("http: the dashboard is served by the one process, as root (user is empty); "
+		    "set user for an HTTP process without privileges");
 	local_server = http_server_new(mxd->base, mxd->config, local_ask, NULL, err, sizeof(err));
 	if (local_server == NULL) {
 		log_warn("%s", err);

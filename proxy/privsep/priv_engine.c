@@ -116,8 +116,14 @@ priv_engine_begin(struct config *c, pid_t parent, int chan_fd, int fd_fd)
 	priv.channel_fd = chan_fd;
 	priv.fd_sock = fd_fd;
 	prctl(PR_SET_NAME, "mxtierd [smtp]", 0, 0, 0);
-	/* The engine never holds the conninfo: the parent connects. */
+	/* The engine never holds the conninfo: the parent connects; nor the dashboard's, the HTTP process reads. */
 	priv_shed_conninfo(c);
+	if (c->dashboard_database[0] != '\0') {
+		explicit_bzero(c->dashboard_database, strlen(c->dashboard_database));
+		free(c->dashboard_database);
+		if ((c->dashboard_database = strdup(PRIV_DATABASE_REDACTED)) == NULL)
+			abort();
+	}
 }
 
 void

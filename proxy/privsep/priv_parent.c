@@ -266,26 +266,31 @@ priv_redact_database(const char *text)
 	while (*p) {
 		const char *nl = strchr(p, '\n');
 		size_t len = nl ? (size_t)(nl - p) + 1 : strlen(p);
-		const char *k = p;
+		const char *k = p, *key = NULL;
 		bool redact = false;
 
 		/* The same reading as config_load_string: key, spaces, '='; '#' starts a comment. */
 		while (k < p + len && (*k == ' ' || *k == '\t'))
 			k++;
-		if ((size_t)(p + len - k) > 8 && strncmp(k, "database", 8) == 0) {
-			const char *e = k + 8;
+		/* The writer's conninfo, and the dashboard's: the engine uses neither. */
+		if ((size_t)(p + len - k) > 8 && strncmp(k, "database", 8) == 0)
+			key = "database";
+		else if ((size_t)(p + len - k) > 18 && strncmp(k, "dashboard_database", 18) == 0)
+			key = "dashboard_database";
+		if (key) {
+			const char *e = k + strlen(key);
 
 			while (e < p + len && (*e == ' ' || *e == '\t'))
 				e++;
 			redact = e < p + len && *e == '=';
 		}
 		if (redact) {
-			if (o + sizeof(PRIV_DATABASE_REDACTED) + 16 > cap) {
-				cap = cap * 2 + sizeof(PRIV_DATABASE_REDACTED) + 16;
+			if (o + sizeof(PRIV_DATABASE_REDACTED) + 32 > cap) {
+				cap = cap * 2 + sizeof(PRIV_DATABASE_REDACTED) + 32;
 				if ((out = realloc(out, cap)) == NULL)
 					abort();
 			}
-			o += (size_t)snprintf(out + o, cap - o, "database = %s\n", PRIV_DATABASE_REDACTED);
+			o += (size_t)snprintf(out + o, cap - o, "%s = %s\n", key, PRIV_DATABASE_REDACTED);
 		} else {
 			if (o + len + 1 > cap) {
 				cap = cap * 2 + len + 1;

@@ -88,6 +88,9 @@ static const struct redact_case redact_cases[] = {
 	{ "other keys stay", "appliance_name = a\nlisten_port = 25\n", "appliance_name = a\nlisten_port = 25\n" },
 	{ "a longer key is not database", "database_x = 1\n", "database_x = 1\n" },
 	{ "line numbers kept", "a = 1\ndatabase = x\nb = 2\n", "a = 1\ndatabase = " PRIV_DATABASE_REDACTED "\nb = 2\n" },
+	{ "the dashboard's conninfo too", "dashboard_database = host=db user=dash\n",
+	    "dashboard_database = " PRIV_DATABASE_REDACTED "\n" },
+	{ "dashboard_dir stays", "dashboard_dir = /srv/dash\n", "dashboard_dir = /srv/dash\n" },
 };
 
 static void
