@@ -303,7 +303,9 @@ def test_without_a_database_live_works_and_history_says_what_to_configure(start_
     assert b.problems() == []
     b.open(site.url + "history.html")
     b.wait_js("return !document.getElementById('no-database').hidden", 5, what="the no-database notice")
-    assert b.js("return document.getElementById('history').hidden") is True
+    assert b.driver.find_element("id", "no-database").is_displayed()
+    assert not b.driver.find_element("id", "history").is_displayed()      # no empty charts under the notice
+    assert not b.driver.find_element("id", "controls").is_displayed()
     notice = b.text("no-database")
     assert "dashboard_database" in notice and "mxtier_reader" in notice, notice
     # the one expected failure: the server's 503 that the page explains
