@@ -100,15 +100,20 @@ def test_failed_logins_lock_an_address_out(start_daemon, backend, workdir):
 
 
 def test_state_changes_need_the_csrf_token_and_the_same_site(start_daemon, backend, workdir):
-    pw = write(workdir, "pw", "alice:%s\n" % yescrypt("s3cret"))
+    pw = write(workdir, "pw", "alice:%s\nbob:%s\n" % (yescrypt("s3cret"), yescrypt("other")))
     d = http_daemon(start_daemon, backend, workdir, http_password_file=pw)
     api = Api(d.http_port, auth=("alice", "s3cret"))
     api.session()
+    bob = Api(d.http_port, auth=("bob", "other"))
+    bobs_token = bob.session()["csrf"]
+    assert bobs_token != api.csrf
     site = "http://127.0.0.1:%d" % d.http_port
     block = {"action": "add", "list": "block", "address": "192.0.2.7", "ttl": "1h"}
     cases = [
         ("no token", dict(csrf=False), 403, "csrf token missing or wrong"),
         ("wrong token", dict(csrf=False, headers={"X-CSRF-Token": "0" * 32}), 403, "csrf token missing or wrong"),
+        ("another user's token", dict(csrf=False, headers={"X-CSRF-Token": bobs_token}), 403,
+         "csrf token missing or wrong"),
         ("cross-site origin", dict(headers={"Origin": "http://evil.example"}), 403, "cross-site request refused"),
         ("cross-site referer", dict(headers={"Referer": "http://evil.example/x"}), 403, "cross-site request refused"),
         ("look-alike origin", dict(headers={"Origin": site + ".evil.example"}), 403, "cross-site request refused"),
