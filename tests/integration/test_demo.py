@@ -1,7 +1,7 @@
 """The demo (`make demo`, tests/demo/run-demo) does what it says.
 
 The test starts run-demo on its loopback tier addresses (on free ports,
-through DEMO_LISTEN_PORT, DEMO_BACKEND_PORT and DEMO_DNS_PORT, so it never
+through DEMO_LISTEN_PORT, DEMO_BACKEND_PORT, DEMO_DNS_PORT and DEMO_HTTP_PORT, so it never
 collides with a demo or another test), reads the text the demo prints, runs
 the swaks commands it suggests, in its order, exactly as printed, and checks
 each outcome the text announces: the reply swaks gets, the verdict and
@@ -12,6 +12,7 @@ the test.
 """
 
 import glob
+import json
 import os
 import re
 import shlex
@@ -20,6 +21,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
@@ -75,13 +77,17 @@ class Demo:
         while self.backend_port == self.port:
             self.backend_port = free_port()
         self.dns_port = free_udp_port()
+        self.http_port = free_port()
+        while self.http_port in (self.port, self.backend_port):
+            self.http_port = free_port()
         self.proc = None
         self.pids = []
 
     def start(self):
         env = sanitizer_env()
         env.update(MXTIERD=MXTIERD, DEMO_DIR=self.demo_dir, DEMO_LISTEN_PORT=str(self.port),
-                   DEMO_BACKEND_PORT=str(self.backend_port), DEMO_DNS_PORT=str(self.dns_port))
+                   DEMO_BACKEND_PORT=str(self.backend_port), DEMO_DNS_PORT=str(self.dns_port),
+                   DEMO_HTTP_PORT=str(self.http_port))
         with open(self.out_path, "wb") as out:
             self.proc = subprocess.Popen([RUN_DEMO], stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=subprocess.STDOUT, env=env, cwd=self.workdir)
@@ -296,3 +302,31 @@ def test_demo_suggestions_do_what_the_demo_says(demo):
     not_relayed(out, s, "451 4.7.1", "tempfail", "helo-invalid")
     out, s = run(cmd)
     relayed(cmd, out, s, "retried")
+
+
+def test_demo_serves_the_dashboard_and_prints_its_url(demo):
+    """The banner names the dashboard's URL beside the swaks commands; its Live page and API answer there,
+    and a message sent the way the banner says is counted on it."""
+    banner = demo.banner()
+    if "this mxtierd has no HTTP server" in banner:
+        pytest.skip("this mxtierd has no dashboard (dashboard_dir unknown to mxtierd -n)")
+    url = "http://127.0.0.1:%d/" % demo.http_port
+    assert "dashboard " + url in banner and "Live page" in banner, banner
+    assert banner.index(url) < banner.index("swaks --server"), banner
+
+    def get(path):
+        with urllib.request.urlopen(url + path, timeout=5) as r:
+            return r.status, r.read().decode()
+
+    def up():
+        try:
+            return get("healthz")[0] == 200
+        except OSError:     # the HTTP process is not listening yet
+            return False
+    wait_until(up, 10, what="the demo's dashboard on %s" % url)
+    status, page = get("")
+    assert status == 200 and "<title>mxtier · Live</title>" in page, page[:300]
+    before = json.loads(get("api/live")[1])["sessions"]
+    cmd = suggestions(banner)[0][0]
+    swaks(cmd)     # relayed, or deferred for helo-invalid on a host whose name fails it: counted either way
+    wait_until(lambda: json.loads(get("api/live")[1])["sessions"] > before, 5, what="the session on /api/live")

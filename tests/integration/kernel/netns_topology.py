@@ -377,3 +377,18 @@ def wait_for(predicate, timeout, interval=0.05, what="condition"):
 
 __all__ = ["Topology", "NsDaemon", "NsBackend", "in_netns", "missing_prerequisites", "cleanup_stale",
            "stop_all", "wait_for", "signal", "time"]
+
+
+@contextlib.contextmanager
+def topology(skip):
+    """topology - a Topology made for a block and destroyed after it; skip(why) when it cannot be made."""
+    why = missing_prerequisites()
+    if why:
+        skip(why)
+    cleanup_stale()
+    t = Topology().create()
+    try:
+        yield t
+    finally:
+        errors = t.destroy()
+        assert not errors, "could not delete namespaces: %s" % errors
