@@ -162,7 +162,8 @@ row_cb(const void *payload, size_t len)
 
 	memcpy(&r, payload, sizeof(r));
 	r.key[sizeof(r.key) - 1] = '\0';
-	if (lookup_find(r.id) == NULL || r.block_reason < 0 || r.block_reason >= REASON_COUNT)
+	if ((r.id != PRIV_DB_ROW_ACTIVE_BLOCK && lookup_find(r.id) == NULL) || r.block_reason < 0 ||
+	    r.block_reason >= REASON_COUNT)
 		return;
 	/* Merged even when the asker gave up: the next session from this client benefits. */
 	history_merge(r.key, r.contact_age, r.pending_age, r.pass_left, r.block_left, (enum reason)r.block_reason);
@@ -217,7 +218,10 @@ db_lookup_client(const struct netaddr *client, int64_t budget_ms, db_lookup_done
 		values[i] = keys[i];
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		return NULL;
-	l->id = ++db.next_id;
+	/* 0 is PRIV_DB_ROW_ACTIVE_BLOCK, never a lookup's. */
+	if (++db.next_id == PRIV_DB_ROW_ACTIVE_BLOCK)
+		++db.next_id;
+	l->id = db.next_id;
 	memcpy(msg, &l->id, sizeof(l->id));
 	len = priv_strings_encode(msg + sizeof(l->id), sizeof(msg) - sizeof(l->id), 3, values);
 	l->deadline = evtimer_new(mxd->base, lookup_deadline_cb, l);

@@ -37,20 +37,28 @@ static struct {
 	TAILQ_HEAD(, db_lookup)	 lookups;
 	size_t			 nlookups;
 	bool			 reader_busy;		/* one query at a time on the reader */
-	enum { READ_NONE, READ_SETUP, READ_LOOKUP, READ_LISTINGS, READ_REPUTATION } reading;
+	enum { READ_NONE, READ_SETUP, READ_LOOKUP, READ_LISTINGS, READ_REPUTATION, READ_BLOCKS } reading;
 	bool			 listings_dirty;
 	bool			 reputation_due;
+	bool			 blocks_due;
 	struct event		*reputation_timer;
 } rd = { .lookups = TAILQ_HEAD_INITIALIZER(rd.lookups) };
 
-static const char sql_lookup[] =
-    "SELECT key, (extract(epoch FROM now() - last_primary) * 1000)::bigint, "
-    "(extract(epoch FROM now() - last_secondary) * 1000)::bigint, "
-    "(extract(epoch FROM now() - last_bait) * 1000)::bigint, "
-    "(extract(epoch FROM now() - pending_since) * 1000)::bigint, "
-    "(extract(epoch FROM pass_until - now()) * 1000)::bigint, "
+#define SQL_CONTACT_COLUMNS \
+    "SELECT key, (extract(epoch FROM now() - last_primary) * 1000)::bigint, " \
+    "(extract(epoch FROM now() - last_secondary) * 1000)::bigint, " \
+    "(extract(epoch FROM now() - last_bait) * 1000)::bigint, " \
+    "(extract(epoch FROM now() - pending_since) * 1000)::bigint, " \
+    "(extract(epoch FROM pass_until - now()) * 1000)::bigint, " \
     "(extract(epoch FROM block_until - now()) * 1000)::bigint, block_reason "
-    "FROM contacts WHERE key = ANY ($1::text[])";
+static const char sql_lookup[] = SQL_CONTACT_COLUMNS "FROM contacts WHERE key = ANY ($1::text[])";
+/*
+ * Blocks still running, once per connection: a restarted or rebooted
+ * appliance puts them back in its kernel sets (which start empty) before
+ * the blocked sources come back, not at their next lookup.
+ */
+static const char sql_active_blocks[] = SQL_CONTACT_COLUMNS
+    "FROM contacts WHERE block_until > now() ORDER BY block_until DESC LIMIT 100000";
 static const char sql_reputation[] =
     "SELECT key, score FROM reputation WHERE kind = 'address' AND (score >= $1::integer OR score <= -$1::integer) "
     "ORDER BY last_seen DESC LIMIT 100000";
@@ -91,6 +99,7 @@ get_ms(PGresult *res, int row, int col)
 	return PQgetisnull(res, row, col) ? -1 : strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
+/* lookup_apply - the rows of one lookup (or, as PRIV_DB_ROW_ACTIVE_BLOCK, the running blocks) to the engine. */
 static void
 lookup_apply(PGresult *res, uint32_t id)
 {
@@ -195,6 +204,10 @@ reader_input(struct dbconn *c)
 				listings_apply(res);
 			else if (rd.reading == READ_REPUTATION)
 				reputation_apply(res);
+			else if (rd.reading == READ_BLOCKS) {
+				lookup_apply(res, PRIV_DB_ROW_ACTIVE_BLOCK);
+				log_info("database: %d running blocks loaded", PQntuples(res));
+			}
 		} else if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			dbconn_log_limited(c, "query failed", PQresultErrorMessage(res));
 		}
@@ -240,6 +253,17 @@ reader_next(void)
 		}
 		rd.listings_dirty = false;
 		rd.reading = READ_LISTINGS;
+		rd.reader_busy = true;
+		dbconn_flush(c);
+		return;
+	}
+	if (rd.blocks_due) {
+		if (!PQsendQuery(c->pg, sql_active_blocks)) {
+			dbconn_fail(c, "send failed");
+			return;
+		}
+		rd.blocks_due = false;
+		rd.reading = READ_BLOCKS;
 		rd.reader_busy = true;
 		dbconn_flush(c);
 		return;
@@ -296,6 +320,7 @@ reader_up(struct dbconn *c)
 	rd.reading = READ_SETUP;
 	rd.reader_busy = true;
 	rd.listings_dirty = true;
+	rd.blocks_due = true;
 	rd.reputation_due = true;
 	dbconn_flush(c);
 }

@@ -357,6 +357,15 @@ history_keys(const struct history_client *c, char keys[3][300])
 	return client_keys(c, keys);
 }
 
+/* is_block_key - what block_key makes: an IPv4 address key, or an IPv6 /64 key. */
+static bool
+is_block_key(const char *key)
+{
+	bool v6 = strchr(key + 2, ':') != NULL;
+
+	return (key[0] == 'a' && !v6) || (key[0] == 'p' && v6);
+}
+
 void
 history_merge(const char *key, const int64_t contact_age[TIER_COUNT], int64_t pending_age, int64_t pass_left,
     int64_t block_left, enum reason block_reason)
@@ -377,6 +386,13 @@ history_merge(const char *key, const int64_t contact_age[TIER_COUNT], int64_t pe
 	if (block_left > 0 && now + block_left > e->block_until) {
 		e->block_until = now + block_left;
 		e->block_reason = block_reason;
+		/*
+		 * A block made before a restart, or by another appliance, goes
+		 * into this one's kernel set too: the sets start empty, and the
+		 * source would otherwise come back through them unseen.
+		 */
+		if (is_block_key(key))
+			notify_listing(key, block_left, true);
 	}
 }
 

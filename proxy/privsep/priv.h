@@ -68,8 +68,11 @@ struct priv_db_heartbeat {
 	uint32_t	backend_down;
 };
 
+/* A db-row with this id answers no lookup: it is a block still running, sent once per connection. */
+#define PRIV_DB_ROW_ACTIVE_BLOCK	0
+
 struct priv_db_row {
-	uint32_t	id;
+	uint32_t	id;		/* the lookup's, or PRIV_DB_ROW_ACTIVE_BLOCK */
 	int32_t		block_reason;	/* enum reason */
 	int64_t		contact_age[TIER_COUNT];
 	int64_t		pending_age, pass_left, block_left;

@@ -304,6 +304,8 @@ def test_allow_after_block_lets_the_client_in(topo, appliance):
     wait_element(topo, "block4", x)
     daemon.ctl("allow", "add", x, "1h")
     assert x not in daemon.ctl("block", "list")
+    # The set writer batches its netlink writes: the element goes within moments, not with the reply.
+    wait_gone(topo, "block4", x)
     outcome = topo.connect_outcome(x, PRIMARY4, timeout=BLOCKED_WAIT)
     assert outcome[0] == "banner" and outcome[1].startswith("220"), outcome
 
@@ -341,3 +343,48 @@ def test_backend_source(topo, appliance, source_mode):
     expected = x if source_mode == "client" else APPLIANCE_BACKEND_SIDE4
     assert peer == expected, "backend saw %s, expected %s (backend_source = %s)" % (peer, expected, source_mode)
     assert "cannot connect from the client's address" not in daemon.stderr()
+
+
+def test_a_running_block_is_back_in_the_kernel_set_after_a_restart(topo, appliance, kworkdir):
+    """A reboot empties the kernel sets and mxtierd's memory; the block the
+    bait made is in PostgreSQL (contacts.block_until), and the restarted
+    daemon puts it back in the set before the source comes back."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "db"))
+    import pgcluster
+    why = pgcluster.available()
+    if why:
+        pytest.skip(why)
+    cluster = pgcluster.Cluster().create().start()
+    try:
+        db = cluster.create_database()
+        conninfo = cluster.conninfo(db, connect_timeout=2)
+        admin = os.path.join(kworkdir, "admin.conf")
+        with open(admin, "w") as f:
+            f.write("primary_ips = 127.0.0.10\ndatabase = %s\n" % conninfo)
+        nt.run([nt.MXTIERCTL, "-c", admin, "db", "migrate"])
+        config = {"database": conninfo, "appliance_name": "A", "db_flush_interval": "50ms", "block_ttl": "1h"}
+        daemon, _ = appliance(**config)
+        bad = CLIENTS4[7]
+        outcome = topo.connect_outcome(bad, BAIT4)
+        assert outcome[0] == "banner" and outcome[1].startswith("421 4.7.0"), outcome
+        wait_element(topo, "block4", bad)
+        nt.wait_for(lambda: cluster.value(db, "SELECT count(*) FROM contacts WHERE key = 'a:%s' AND "
+                                              "block_until > now() + interval '50 minutes'" % bad) == "1",
+                    5, what="the block in contacts")
+
+        # "Reboot": the daemon stops, the table is loaded afresh (empty sets), a new daemon starts.
+        daemon.stop()
+        topo.load_ruleset(daemon.conf_path)
+        assert bad not in (topo.set_elements("block4") or {})
+        again = nt.NsDaemon(topo, kworkdir, config, name="mxtierd-again")
+        try:
+            again.start()
+            timeout, expires = wait_element(topo, "block4", bad, timeout=5)
+            assert 3000 <= expires <= 3600, "restored with its remaining time, not a fresh block_ttl: %r" % expires
+            assert "running blocks loaded" in again.stderr()
+            assert_dropped(topo, again, bad, PRIMARY4)
+            assert_banner(topo.connect_outcome(CLIENTS4[6], PRIMARY4))
+        finally:
+            nt.stop_all([again])
+    finally:
+        cluster.destroy()
