@@ -4,7 +4,10 @@
 #   make check    deps, then unit tests (cmocka) + integration tests (real daemon,
 #                 real peers) + fuzz-smoke
 #   make demo     deps + build + a demo appliance on 127.0.0.10/11/12:2525
-#   make bench    benchmark figures (not a test)
+#   make bench    benchmark figures (not a test), the dashboard's cost
+#                 (tests/bench/dashboard-bench) and the database writer's
+#                 included; make bench-partitions: retention and query plans
+#                 on 10 million session rows (slow)
 #   make deb      the Debian package build/mxtier_VERSION_amd64.deb (packaging/debian)
 #   make lint-deb make deb, then lintian on it: any error or warning fails
 #   make image    make deb, then the appliance disk image build/image/mxtier.qcow2 + .raw
@@ -16,7 +19,7 @@
 
 CC         ?= cc
 PKG_CONFIG ?= pkg-config
-PKGS       := libevent libevent_openssl libnftnl libmnl libpq openssl libsystemd
+PKGS       := libevent libevent_openssl libnftnl libmnl libpq openssl libsystemd libxcrypt
 
 # The Debian 12 package that ships each pkg-config module (packaging/install-deps
 # installs them all).
@@ -27,6 +30,7 @@ DEB_libmnl           := libmnl-dev
 DEB_libpq            := libpq-dev
 DEB_openssl          := libssl-dev
 DEB_libsystemd       := libsystemd-dev
+DEB_libxcrypt        := libcrypt-dev
 DEB_cmocka           := libcmocka-dev
 
 # pkg_query OPTION,MODULES - `pkg-config OPTION MODULES`, or stop with a message
@@ -74,7 +78,7 @@ endif
 # The source folders, lowest layer first (tools/check-layers: a file includes
 # only its own layer and those below). Every one is on the include path.
 SRC_DIRS := proxy/base proxy/wire proxy/config proxy/core proxy/policy proxy/adapters \
-            proxy/privsep proxy/engine db kernel-rules ctl
+            proxy/privsep proxy/engine proxy/http db kernel-rules ctl
 INCLUDES := $(SRC_DIRS:%=-I%)
 
 # Modules shared by the daemon, mxtierctl and the unit tests.
@@ -87,7 +91,7 @@ CORE_SRC   := $(BASE_SRC) $(WIRE_SRC) $(CONFIG_SRC)
 POLICY_SRC := proxy/policy/verdict.c $(wildcard proxy/policy/checks/*.c)
 # The daemon: what both processes share, the engine's and the parent's.
 DAEMON_SRC := $(wildcard proxy/core/*.c) $(POLICY_SRC) $(wildcard proxy/adapters/*.c) \
-              $(wildcard proxy/privsep/*.c) $(filter-out proxy/engine/main.c,$(wildcard proxy/engine/*.c)) \
+              $(wildcard proxy/privsep/*.c) $(wildcard proxy/http/*.c) $(filter-out proxy/engine/main.c,$(wildcard proxy/engine/*.c)) \
               $(wildcard db/*.c) $(filter-out kernel-rules/ruleset.c,$(wildcard kernel-rules/*.c))
 MAIN_SRC := proxy/engine/main.c
 CTL_SRC  := $(wildcard ctl/*.c)
@@ -101,8 +105,8 @@ ALL_OBJ    := $(CORE_OBJ) $(DAEMON_OBJ) $(MAIN_OBJ) $(CTL_OBJ)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps check check-run check-layers unit integration demo bench clean fuzz fuzz-build fuzz-smoke fuzz-merge \
-        deb lint-deb check-packaging image image-test image-deps
+.PHONY: all deps check check-run check-layers unit integration demo bench bench-tools bench-partitions clean fuzz fuzz-build \
+        fuzz-smoke fuzz-merge deb lint-deb check-packaging image image-test image-deps
 
 all: $(BUILD)/mxtierd $(BUILD)/mxtierctl
 
@@ -140,7 +144,10 @@ UNIT_OBJ_test_netaddr        = $(call obj,proxy/base/netaddr.c)
 UNIT_OBJ_test_config         = $(call obj,$(BASE_SRC) $(CONFIG_SRC) proxy/wire/dnsbl_site.c)
 UNIT_OBJ_test_verdict        = $(call obj,$(POLICY_SRC) $(BASE_SRC) $(CONFIG_SRC) proxy/wire/dnsbl_site.c)
 UNIT_OBJ_test_session_record = $(call obj,proxy/core/session_record.c $(BASE_SRC) $(WIRE_SRC) $(CONFIG_SRC))
+UNIT_OBJ_test_http           = $(call obj,proxy/http/http_request.c proxy/http/http_json.c proxy/http/http_metrics.c \
+                               $(BASE_SRC) $(CONFIG_SRC) proxy/wire/dnsbl_site.c)
 UNIT_OBJ_test_nftset         = $(call obj,$(wildcard kernel-rules/nftset*.c) proxy/base/log.c proxy/base/netaddr.c)
+UNIT_OBJ_test_db_batch       = $(call obj,db/db_batch.c db/db_rows.c proxy/privsep/priv_codec.c $(BASE_SRC) $(CONFIG_SRC) proxy/wire/dnsbl_site.c)
 unit_objects = $(or $(UNIT_OBJ_$(1)),$(CORE_OBJ) $(DAEMON_OBJ))
 
 .SECONDEXPANSION:
@@ -176,10 +183,30 @@ demo: deps
 	$(MAKE) all
 	MXTIERD=$(abspath $(BUILD))/mxtierd ./tests/demo/run-demo
 
-bench: all
+# The benchmarks' C tools: the flood client and the writer on its own loop.
+BENCH_BIN := $(BUILD)/bench/smtp_flood $(BUILD)/bench/db_writer_bench
+
+$(BUILD)/bench/smtp_flood: tests/bench/smtp_flood.c
+	@mkdir -p $(dir $@)
+	$(CC) $(MX_CFLAGS) $(MX_LDFLAGS) -o $@ $<
+
+$(BUILD)/bench/db_writer_bench: tests/bench/db_writer_bench.c $(CORE_OBJ) $(DAEMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(MX_CFLAGS) $(MX_LDFLAGS) -o $@ $(filter %.c %.o,$^) $(MX_LDLIBS)
+
+bench-tools: $(BENCH_BIN)
+
+bench: all bench-tools
 	./tests/bench/run-bench
+	./tests/bench/dashboard-bench
+	MXTIER_BUILD=$(abspath $(BUILD)) ./tests/bench/db-writer-bench
 	-./tests/bench/nftset-bench
 	./tests/bench/behaviour-sim
+
+# bench-partitions - retention and the dashboards' query plans on 10 million
+# session rows: slow (minutes), so not part of make bench.
+bench-partitions: all
+	MXTIER_BUILD=$(abspath $(BUILD)) ./tests/bench/db-partitions-bench
 
 clean:
 	rm -rf build build-san build-fuzz
@@ -249,7 +276,7 @@ FUZZ_WARN       := -g -O1 -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-paramete
                    -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS      = $(FUZZ_WARN) -fsanitize=fuzzer,address,undefined $(INCLUDES) -Ifuzz $(PKG_CFLAGS)
 FUZZ_OBJ_CFLAGS  = $(FUZZ_WARN) -fsanitize=fuzzer-no-link,address,undefined $(INCLUDES) $(PKG_CFLAGS)
-FUZZ_NAMES      := smtp_parse data_reader reply_parser client_info session
+FUZZ_NAMES      := smtp_parse data_reader reply_parser client_info session http_request
 FUZZ_BIN        := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
 # The modules each harness links: the parser under test, or for the
 # whole-session harness every module of the daemon but main.c.
@@ -260,6 +287,9 @@ FUZZ_OBJ_client_info  := $(FUZZ_BUILD)/obj/proxy/wire/client_info.o $(FUZZ_BUILD
 FUZZ_OBJ_session      := $(CORE_SRC:%.c=$(FUZZ_BUILD)/obj/%.o) $(DAEMON_SRC:%.c=$(FUZZ_BUILD)/obj/%.o) \
                          $(FUZZ_BUILD)/obj/gen/migrations.o
 FUZZ_LIBS_session      = $(PKG_LIBS)
+FUZZ_OBJ_http_request := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,proxy/http/http_request.c proxy/http/http_json.c \
+                         $(BASE_SRC) $(CONFIG_SRC) proxy/wire/dnsbl_site.c)
+FUZZ_LIBS_http_request = $(PKG_LIBS)
 
 $(FUZZ_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -67,8 +67,8 @@ exec_ok(PGconn *pg, const char *sql, const char *what)
 int
 ctl_db_apply_migrations(PGconn *pg)
 {
-	PGresult *res;
-	int have, applied = 0;
+	PGresult *res, *recorded;
+	int applied = 0;
 
 	/* "already exists, skipping" on every run is no news to an operator. */
 	if (!exec_ok(pg, "SET client_min_messages = warning", "client_min_messages"))
@@ -76,24 +76,31 @@ ctl_db_apply_migrations(PGconn *pg)
 	if (!exec_ok(pg, "CREATE TABLE IF NOT EXISTS mxtier_schema_migrations (version integer PRIMARY KEY, "
 	    "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())", "schema version table"))
 		return -1;
-	res = PQexec(pg, "SELECT coalesce(max(version), 0) FROM mxtier_schema_migrations");
-	if (!command_ok(pg, res, "schema version")) {
-		PQclear(res);
+	/*
+	 * Each migration by its own record, not "everything up to the highest":
+	 * numbers are taken by parallel branches, so 0003 may be applied
+	 * before a 0002 that was merged later, and 0002 must still run.
+	 */
+	recorded = PQexec(pg, "SELECT version FROM mxtier_schema_migrations");
+	if (!command_ok(pg, recorded, "schema version")) {
+		PQclear(recorded);
 		return -1;
 	}
-	have = atoi(PQgetvalue(res, 0, 0));
-	PQclear(res);
 	for (size_t i = 0; i < migration_count; i++) {
 		const struct migration *m = &migrations[i];
 		char version[16];
 		const char *values[2] = { version, m->name };
-		bool ok;
+		bool ok, have = false;
 
-		if (m->version <= have)
+		for (int row = 0; row < PQntuples(recorded) && !have; row++)
+			have = atoi(PQgetvalue(recorded, row, 0)) == m->version;
+		if (have)
 			continue;
 		snprintf(version, sizeof(version), "%d", m->version);
-		if (!exec_ok(pg, "BEGIN", "begin"))
+		if (!exec_ok(pg, "BEGIN", "begin")) {
+			PQclear(recorded);
 			return -1;
+		}
 		ok = exec_ok(pg, m->sql, m->name);
 		if (ok) {
 			res = PQexecParams(pg, "INSERT INTO mxtier_schema_migrations (version, name) VALUES ($1::integer, $2)",
@@ -104,11 +111,13 @@ ctl_db_apply_migrations(PGconn *pg)
 		if (!ok || !exec_ok(pg, "COMMIT", "commit")) {
 			fprintf(stderr, "mxtierctl: migration %s failed and was rolled back\n", m->name);
 			PQclear(PQexec(pg, "ROLLBACK"));
+			PQclear(recorded);
 			return -1;
 		}
 		printf("applied %s\n", m->name);
 		applied++;
 	}
+	PQclear(recorded);
 	printf("schema at version %d (%d applied)\n", migration_count ? migrations[migration_count - 1].version : 0,
 	    applied);
 	return 0;

@@ -23,6 +23,14 @@
 #include "session_record.h"
 
 #define DB_LOOKUPS_MAX		1024
+/*
+ * Sessions waiting for a lookup at once. Beyond it (a flood) a lookup is
+ * still asked, and what it finds still merged into history for the
+ * client's next session, but the session is answered "nothing known" at
+ * once: under a flood each wait is a few process hops on a busy machine,
+ * and waiting sessions would bound the sessions/s by them.
+ */
+#define DB_LOOKUPS_WAITED	8
 #define DB_LOOKUP_FORGET_MS	30000	/* an answer this late is not coming */
 #define DB_HEARTBEAT_EVERY_S	60
 
@@ -42,9 +50,9 @@ static struct {
 	bool			 enabled;
 	bool			 reader_up;
 	struct priv_db_status	 status;		/* the privileged side's counters */
-	uint64_t		 dropped, sessions_dropped, reads_late;	/* ours */
+	uint64_t		 dropped, sessions_dropped, reads_late, reads_unwaited;	/* ours */
 	TAILQ_HEAD(, db_lookup)	 lookups;
-	size_t			 nlookups;
+	size_t			 nlookups, nwaiting;	/* entries; of them, sessions waiting */
 	uint32_t		 next_id;
 	struct event		*heartbeat_timer;
 	struct netaddr		*rep_good, *rep_bad;	/* sorted, for bsearch */
@@ -92,24 +100,6 @@ utf8_clean(char *dst, size_t len, const char *src)
 	return dst;
 }
 
-/* wall_time - a timestamp for PostgreSQL, offset_ms from now (UTC). */
-static void
-wall_time(char *buf, size_t len, int64_t offset_ms)
-{
-	struct timespec ts;
-	struct tm tm;
-	time_t secs;
-	int64_t ms;
-	char stamp[32];
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + offset_ms;
-	secs = (time_t)(ms / 1000);
-	gmtime_r(&secs, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
-	snprintf(buf, len, "%s.%03d+00", stamp, (int)(ms % 1000));
-}
-
 /* ---- lookups ---- */
 
 static struct db_lookup *
@@ -139,9 +129,11 @@ lookup_tell(struct db_lookup *l)
 {
 	db_lookup_done done = l->done;
 
+	if (done == NULL)
+		return;
 	l->done = NULL;
-	if (done)
-		done(l->arg);
+	db.nwaiting--;
+	done(l->arg);
 }
 
 static void
@@ -232,20 +224,27 @@ db_lookup_client(const struct netaddr *client, int64_t budget_ms, db_lookup_done
 		free(l);
 		return NULL;
 	}
-	l->done = done;
-	l->arg = arg;
 	l->sent_ms = now_ms();
-	evtimer_add(l->deadline, &tv);
 	TAILQ_INSERT_TAIL(&db.lookups, l, entry);
 	db.nlookups++;
+	if (db.nwaiting >= DB_LOOKUPS_WAITED) {
+		db.reads_unwaited++;
+		return NULL;
+	}
+	l->done = done;
+	l->arg = arg;
+	db.nwaiting++;
+	evtimer_add(l->deadline, &tv);
 	return l;
 }
 
 void
 db_abandon_lookup(struct db_lookup *l)
 {
-	if (l != NULL)
+	if (l != NULL && l->done != NULL) {
 		l->done = NULL;
+		db.nwaiting--;
+	}
 }
 
 /* ---- listings and reputation, pushed by the privileged side ---- */
@@ -423,8 +422,8 @@ db_record_session(const struct session_record *r)
 	if (!db.enabled)
 		return;
 	snprintf(id, sizeof(id), "%010llx", (unsigned long long)r->id);
-	wall_time(started, sizeof(started), -r->duration_ms);
-	wall_time(ended, sizeof(ended), 0);
+	db_row_time(started, sizeof(started), -r->duration_ms);
+	db_row_time(ended, sizeof(ended), 0);
 	netaddr_format(&r->client, client, sizeof(client));
 	netaddr_mask(&p, p.family == AF_INET ? 24 : 64);
 	netaddr_format(&p, prefix, sizeof(prefix));
@@ -476,13 +475,13 @@ db_news(const struct history_news *n)
 	if (!db.enabled)
 		return;
 	if (n->tier >= 0)
-		wall_time(contact, sizeof(contact), 0);
+		db_row_time(contact, sizeof(contact), 0);
 	if (n->pending_set)
-		wall_time(pending, sizeof(pending), 0);
+		db_row_time(pending, sizeof(pending), 0);
 	if (n->pass_ms > 0)
-		wall_time(pass, sizeof(pass), n->pass_ms);
+		db_row_time(pass, sizeof(pass), n->pass_ms);
 	if (n->block_ms > 0)
-		wall_time(block, sizeof(block), n->block_ms);
+		db_row_time(block, sizeof(block), n->block_ms);
 	v[DB_CONTACT_KEY] = n->key;
 	v[DB_CONTACT_PRIMARY] = n->tier == TIER_PRIMARY ? contact : NULL;
 	v[DB_CONTACT_SECONDARY] = n->tier == TIER_SECONDARY ? contact : NULL;
@@ -570,5 +569,6 @@ db_get_stats(struct db_stats *out)
 	out->errors = db.status.errors;
 	out->reconnects = db.status.reconnects;
 	out->reads_late = db.reads_late;
+	out->reads_unwaited = db.reads_unwaited;
 	out->queued = (size_t)db.status.queued;
 }

@@ -27,6 +27,7 @@ struct db_stats {
 	uint64_t	errors;
 	uint64_t	reconnects;
 	uint64_t	reads_late;
+	uint64_t	reads_unwaited;		/* lookups asked under a flood without a session waiting */
 	size_t		queued;
 };
 
@@ -65,5 +66,11 @@ int	dbstore_start(const struct config *c);
 void	dbstore_reconfigure(const struct config *c);
 void	dbstore_stop(void);
 bool	dbstore_busy(void);
+/*
+ * dbstore_listing_change - an operator's block/allow add (ttl_ms) or del
+ * of network in the shared listings, set_by naming who; queued on the
+ * writer. -1 when no database is configured.
+ */
+int	dbstore_listing_change(bool add, bool block, const char *network, int64_t ttl_ms, const char *set_by);
 
 #endif

@@ -63,9 +63,11 @@ static const struct db_field contact_fields[DB_CONTACT_FIELD_COUNT] = {
 #undef REQ
 
 static const struct db_row_table tables[DB_ROW_KIND_COUNT] = {
-	[DB_ROW_SESSION] = { .name = "session row", .function = "mxtier_record_session", .fields = session_fields,
+	[DB_ROW_SESSION] = { .name = "session row", .function = "mxtier_record_session",
+	    .batch_function = "mxtier_record_sessions", .fields = session_fields,
 	    .nfields = DB_SESSION_FIELD_COUNT, .wire_values = DB_ROW_SESSION_WIRE_VALUES },
-	[DB_ROW_CONTACT] = { .name = "contact", .function = "mxtier_contact", .fields = contact_fields,
+	[DB_ROW_CONTACT] = { .name = "contact", .function = "mxtier_contact",
+	    .batch_function = "mxtier_contacts", .fields = contact_fields,
 	    .nfields = DB_CONTACT_FIELD_COUNT, .wire_values = DB_ROW_CONTACT_WIRE_VALUES },
 };
 
@@ -100,6 +102,23 @@ db_row_decode(enum db_row_kind kind, const char *buf, size_t len, const char **v
 	for (int i = 0; i < t->nfields; i++)
 		values[i] = t->fields[i].flags & DB_FIELD_PARENT ? NULL : wire[n++];
 	return 0;
+}
+
+void
+db_row_time(char *buf, size_t len, int64_t offset_ms)
+{
+	struct timespec ts;
+	struct tm tm;
+	time_t secs;
+	int64_t ms;
+	char stamp[32];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + offset_ms;
+	secs = (time_t)(ms / 1000);
+	gmtime_r(&secs, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
+	snprintf(buf, len, "%s.%03d+00", stamp, (int)(ms % 1000));
 }
 
 /* ---- the checks ---- */
@@ -299,20 +318,34 @@ sql_cast(enum db_field_type type)
 	}
 }
 
+/* row_sql - "SELECT fn($1::cast, ...)": the row's function with casts, or its batch function with text[] columns. */
+static const char *
+row_sql(enum db_row_kind kind, bool batch)
+{
+	static char sql[2][DB_ROW_KIND_COUNT][768];
+	const struct db_row_table *t = db_row_table(kind);
+	char *out = sql[batch][kind];
+	size_t used, len = sizeof(sql[batch][kind]);
+
+	if (out[0] != '\0')
+		return out;
+	used = (size_t)snprintf(out, len, "SELECT %s(", batch ? t->batch_function : t->function);
+	for (int i = 0; i < t->nfields && used < len; i++)
+		used += (size_t)snprintf(out + used, len - used, "%s$%d%s", i ? ", " : "", i + 1,
+		    batch ? "::text[]" : sql_cast(t->fields[i].type));
+	if (used < len)
+		snprintf(out + used, len - used, ")");
+	return out;
+}
+
 const char *
 db_row_sql(enum db_row_kind kind)
 {
-	static char sql[DB_ROW_KIND_COUNT][512];
-	const struct db_row_table *t = db_row_table(kind);
-	size_t used;
+	return row_sql(kind, false);
+}
 
-	if (sql[kind][0] != '\0')
-		return sql[kind];
-	used = (size_t)snprintf(sql[kind], sizeof(sql[kind]), "SELECT %s(", t->function);
-	for (int i = 0; i < t->nfields && used < sizeof(sql[kind]); i++)
-		used += (size_t)snprintf(sql[kind] + used, sizeof(sql[kind]) - used, "%s$%d%s", i ? ", " : "", i + 1,
-		    sql_cast(t->fields[i].type));
-	if (used < sizeof(sql[kind]))
-		snprintf(sql[kind] + used, sizeof(sql[kind]) - used, ")");
-	return sql[kind];
+const char *
+db_row_batch_sql(enum db_row_kind kind)
+{
+	return row_sql(kind, true);
 }

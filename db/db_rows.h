@@ -71,7 +71,7 @@ enum db_contact_field {
 enum db_field_type {
 	DB_FIELD_TEXT = 0,	/* any text */
 	DB_FIELD_KEY,		/* a history key: "a:ADDR", "p:PREFIX", "d:DOMAIN" */
-	DB_FIELD_TIME,		/* UTC as wall_time writes it, within the field's bound */
+	DB_FIELD_TIME,		/* UTC as db_row_time writes it, within the field's bound */
 	DB_FIELD_BOOLEAN,	/* "true" or "false" */
 	DB_FIELD_INTEGER,	/* decimal, within min..max (an SQL integer) */
 	DB_FIELD_BIGINT,	/* decimal, within min..max (an SQL bigint) */
@@ -104,6 +104,7 @@ struct db_field {
 struct db_row_table {
 	const char		*name;		/* for logs: "session row" */
 	const char		*function;	/* the SQL function the row is written with */
+	const char		*batch_function;	/* the same for a batch of rows, as column arrays (db_batch.c) */
 	const struct db_field	*fields;
 	int			 nfields;
 	int			 wire_values;	/* fields without DB_FIELD_PARENT */
@@ -131,9 +132,13 @@ int		 db_row_decode(enum db_row_kind kind, const char *buf, size_t len, const ch
  * security boundary: rows it writes are shared by every appliance.
  */
 const char	*db_row_check(enum db_row_kind kind, const char *const *values, const struct db_row_limits *lim);
-/* db_time_plausible - text is a time as wall_time writes it within [now + from_ms, now + to_ms]; NULL is. */
+/* db_row_time - now + offset_ms as a DB_FIELD_TIME value (UTC, fixed width: text order is time order). */
+void		 db_row_time(char *buf, size_t len, int64_t offset_ms);
+/* db_time_plausible - text is a time as db_row_time writes it within [now + from_ms, now + to_ms]; NULL is. */
 bool		 db_time_plausible(const char *text, int64_t now_ms, int64_t from_ms, int64_t to_ms);
 /* db_row_sql - "SELECT function($1, $2::cast, ...)" for the row, from its table. */
 const char	*db_row_sql(enum db_row_kind kind);
+/* db_row_batch_sql - "SELECT batch_function($1::text[], ...)": a batch of rows as column arrays (db_batch.c). */
+const char	*db_row_batch_sql(enum db_row_kind kind);
 
 #endif

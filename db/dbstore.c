@@ -88,7 +88,7 @@ row_cb(enum db_row_kind kind, const void *payload, size_t len)
 	/* The appliance is ours to name, not the engine's: its rows cannot pose as a peer's. */
 	if (kind == DB_ROW_SESSION)
 		v[DB_SESSION_APPLIANCE] = store.appliance;
-	dbstore_writer_push(db_row_sql(kind), kind == DB_ROW_SESSION, t->nfields, v);
+	dbstore_writer_push(kind == DB_ROW_SESSION ? DB_EVENT_SESSION : DB_EVENT_CONTACT, NULL, t->nfields, v);
 }
 
 static void
@@ -145,12 +145,12 @@ heartbeat_cb(const void *payload, size_t len)
 	hb[2] = m.shedding ? "true" : "false";
 	hb[3] = m.backend_down ? "true" : "false";
 	hb[4] = used < sizeof(tiers) ? tiers : "{}";
-	dbstore_writer_push("INSERT INTO appliances (name, version, shedding, backend_down, tier_map, heartbeat) "
+	dbstore_writer_push(DB_EVENT_STATEMENT, "INSERT INTO appliances (name, version, shedding, backend_down, tier_map, heartbeat) "
 	    "VALUES ($1, $2, $3::boolean, $4::boolean, $5::jsonb, now()) ON CONFLICT (name) DO UPDATE SET version = $2, "
-	    "shedding = $3::boolean, backend_down = $4::boolean, tier_map = $5::jsonb, heartbeat = now()", false, 5, hb);
+	    "shedding = $3::boolean, backend_down = $4::boolean, tier_map = $5::jsonb, heartbeat = now()", 5, hb);
 	snprintf(retention, sizeof(retention), "%lld", (long long)mxd->config->db_retention_days);
 	values[0] = retention;
-	dbstore_writer_push("SELECT mxtier_session_retention($1::integer)", false, 1, values);
+	dbstore_writer_push(DB_EVENT_STATEMENT, "SELECT mxtier_session_retention($1::integer)", 1, values);
 }
 
 /* status_timer_cb - counters for mxtierctl status, sent when they changed. */
@@ -184,7 +184,8 @@ schema_check(const struct config *c)
 	char conninfo[2048];
 	PGconn *pg;
 	PGresult *res;
-	int have = -1, need = migration_count ? migrations[migration_count - 1].version : 0;
+	const struct migration *missing = NULL;
+	bool readable = false;
 
 	snprintf(conninfo, sizeof(conninfo), "%s connect_timeout=3", c->database);
 	pg = PQconnectdb(conninfo);
@@ -195,16 +196,25 @@ schema_check(const struct config *c)
 		PQfinish(pg);
 		return 0;
 	}
-	res = PQexec(pg, "SELECT coalesce(max(version), 0) FROM mxtier_schema_migrations");
-	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-		have = atoi(PQgetvalue(res, 0, 0));
+	/* Every embedded migration by its own record: numbers may have gaps and be applied out of order. */
+	res = PQexec(pg, "SELECT version FROM mxtier_schema_migrations");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK)
+		readable = true;
 	else if (!strstr(PQresultErrorMessage(res), "does not exist"))
 		log_warn("database: cannot read the schema version: %s", PQresultErrorMessage(res));
+	for (size_t i = 0; i < migration_count && missing == NULL; i++) {
+		bool have = false;
+
+		for (int row = 0; readable && row < PQntuples(res) && !have; row++)
+			have = atoi(PQgetvalue(res, row, 0)) == migrations[i].version;
+		if (!have)
+			missing = &migrations[i];
+	}
 	PQclear(res);
 	PQfinish(pg);
-	if (have < need) {
-		log_warn("database: schema is at version %d, this mxtierd needs %d: run \"mxtierctl -c %s db migrate\"; "
-		    "running without the database until then", have < 0 ? 0 : have, need, c->path);
+	if (missing != NULL) {
+		log_warn("database: schema lacks migration %s, which this mxtierd needs: run \"mxtierctl -c %s db migrate\"; "
+		    "running without the database until then", missing->name, c->path);
 		return -1;
 	}
 	return 0;
@@ -228,12 +238,13 @@ dbstore_start(const struct config *c)
 	store.appliance = strdup(c->appliance_name);
 	if (!store.conninfo || !store.appliance)
 		fatalx("database: out of memory");
-	dbstore_writer_start((size_t)c->db_queue_size);
+	dbstore_writer_start((size_t)c->db_queue_size, (size_t)c->db_batch_size);
 	dbstore_reader_start();
 	store.enabled = true;
 	dbconn_start(&store.writer);
 	dbconn_start(&store.reader);
-	log_info("database: appliance %s, queue %zu events", store.appliance, (size_t)c->db_queue_size);
+	log_info("database: appliance %s, queue %zu events, batches of %zu", store.appliance, (size_t)c->db_queue_size,
+	    (size_t)c->db_batch_size);
 	status_timer_cb(-1, 0, NULL);
 	return 0;
 }

@@ -7,7 +7,7 @@
  *   dbstore.c         start and stop, the engine's messages checked,
  *                     heartbeats, counters, the schema version check
  *   dbstore_conn.c    a libpq connection: non-blocking connect, backoff
- *   dbstore_writer.c  the bounded write queue, streamed in pipeline mode
+ *   dbstore_writer.c  the bounded write queue, sent in batches (db_batch.c) in pipeline mode
  *   dbstore_reader.c  history lookups, listings and reputation
  */
 
@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "db.h"
+#include "db_batch.h"
 
 struct event;
 
@@ -65,9 +66,9 @@ void	dbconn_close(struct dbconn *c);
 void	dbconn_log_limited(struct dbconn *c, const char *what, const char *detail);
 
 /* The writer (dbstore_writer.c). */
-void	dbstore_writer_start(size_t cap);
-/* dbstore_writer_push - one statement and its parameters (copied) queued, or dropped and counted. */
-void	dbstore_writer_push(const char *sql, bool session, int n, const char *const *values);
+void	dbstore_writer_start(size_t cap, size_t batch_size);
+/* dbstore_writer_push - one event and its parameters (copied) queued, or dropped and counted; sql only for a statement. */
+void	dbstore_writer_push(enum db_event_kind kind, const char *sql, int n, const char *const *values);
 size_t	dbstore_writer_queued(void);
 void	dbstore_writer_stop(void);
 

@@ -4,6 +4,9 @@
  * then done, within db_read_budget; a late or failed read is answered
  * "nothing known"), the operators' listings (again on every NOTIFY) and
  * the shared reputation (every minute), both pushed to the engine.
+ * Lookups waiting when the reader is free go as one query (up to
+ * DB_LOOKUP_GROUP clients): under a flood of new addresses a round trip
+ * per connection would bound the sessions/s by the reader's latency.
  */
 #include "dbstore_internal.h"
 
@@ -19,6 +22,7 @@
 #include "reason.h"
 
 #define DB_LOOKUPS_MAX		1024
+#define DB_LOOKUP_GROUP		256	/* lookups answered by one query */
 #define DB_LISTINGS_MAX		100000
 #define DB_REPUTATION_SCORE	10	/* |score| at which an address is fast-tracked or refused */
 #define DB_REPUTATION_EVERY_S	60
@@ -36,6 +40,7 @@ struct db_lookup {
 static struct {
 	TAILQ_HEAD(, db_lookup)	 lookups;
 	size_t			 nlookups;
+	size_t			 group;			/* lookups in the query in flight */
 	bool			 reader_busy;		/* one query at a time on the reader */
 	enum { READ_NONE, READ_SETUP, READ_LOOKUP, READ_LISTINGS, READ_REPUTATION, READ_BLOCKS } reading;
 	bool			 listings_dirty;
@@ -99,15 +104,39 @@ get_ms(PGresult *res, int row, int col)
 	return PQgetisnull(res, row, col) ? -1 : strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
-/* lookup_apply - the rows of one lookup (or, as PRIV_DB_ROW_ACTIVE_BLOCK, the running blocks) to the engine. */
+/* group_owner - the id of a lookup in the query in flight that asked for key (the engine merges rows by key). */
+static bool
+group_owner(const char *key, uint32_t *id)
+{
+	struct db_lookup *l;
+
+	TAILQ_FOREACH(l, &rd.lookups, entry) {
+		if (!l->sent)
+			continue;
+		for (int i = 0; i < l->nkeys; i++)
+			if (strcmp(l->keys[i], key) == 0) {
+				*id = l->id;
+				return true;
+			}
+	}
+	return false;
+}
+
+/*
+ * rows_apply - contact rows to the engine, each under the id of the lookup
+ * that asked for its key, or (active_blocks) as PRIV_DB_ROW_ACTIVE_BLOCK.
+ */
 static void
-lookup_apply(PGresult *res, uint32_t id)
+rows_apply(PGresult *res, bool active_blocks)
 {
 	for (int row = 0; row < PQntuples(res); row++) {
 		struct priv_db_row r;
 
 		memset(&r, 0, sizeof(r));
-		r.id = id;
+		if (active_blocks)
+			r.id = PRIV_DB_ROW_ACTIVE_BLOCK;
+		else if (!group_owner(PQgetvalue(res, row, 0), &r.id))
+			continue;
 		for (int t = 0; t < TIER_COUNT; t++)
 			r.contact_age[t] = get_ms(res, row, 1 + t);
 		r.pending_age = get_ms(res, row, 4);
@@ -122,6 +151,20 @@ lookup_apply(PGresult *res, uint32_t id)
 		snprintf(r.key, sizeof(r.key), "%s", PQgetvalue(res, row, 0));
 		priv_to_engine(PRIV_MSG_DB_ROW, &r, sizeof(r));
 	}
+}
+
+/* group_done - every lookup of the query in flight answered done. */
+static void
+group_done(void)
+{
+	struct db_lookup *l, *next;
+
+	for (l = TAILQ_FIRST(&rd.lookups); l != NULL; l = next) {
+		next = TAILQ_NEXT(l, entry);
+		if (l->sent)
+			lookup_free(l);
+	}
+	rd.group = 0;
 }
 
 /* listings_apply - every current listing to the engine, which diffs them against its history. */
@@ -191,21 +234,21 @@ reader_input(struct dbconn *c)
 
 		if (res == NULL) {
 			/* This query is done: finish its lookup, move on. */
-			if (rd.reading == READ_LOOKUP && !TAILQ_EMPTY(&rd.lookups))
-				lookup_free(TAILQ_FIRST(&rd.lookups));
+			if (rd.reading == READ_LOOKUP)
+				group_done();
 			rd.reader_busy = false;
 			rd.reading = READ_NONE;
 			break;
 		}
 		if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-			if (rd.reading == READ_LOOKUP && !TAILQ_EMPTY(&rd.lookups))
-				lookup_apply(res, TAILQ_FIRST(&rd.lookups)->id);
+			if (rd.reading == READ_LOOKUP)
+				rows_apply(res, false);
 			else if (rd.reading == READ_LISTINGS)
 				listings_apply(res);
 			else if (rd.reading == READ_REPUTATION)
 				reputation_apply(res);
 			else if (rd.reading == READ_BLOCKS) {
-				lookup_apply(res, PRIV_DB_ROW_ACTIVE_BLOCK);
+				rows_apply(res, true);
 				log_info("database: %d running blocks loaded", PQntuples(res));
 			}
 		} else if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -216,23 +259,33 @@ reader_input(struct dbconn *c)
 	reader_next();
 }
 
-/* array_literal - keys as a text[] literal; '"' and '\\' escaped, so a key is always one element. */
+/* array_literal - the keys of the next group as a text[] literal; '"' and '\\' escaped, so a key is always one element. */
 static void
-array_literal(char *out, size_t len, const struct db_lookup *l)
+array_literal(char *out, size_t len)
 {
+	struct db_lookup *l;
 	size_t o = 0;
 
 	out[o++] = '{';
-	for (int i = 0; i < l->nkeys; i++) {
-		if (i)
-			out[o++] = ',';
-		out[o++] = '"';
-		for (const char *p = l->keys[i]; *p && o + 4 < len; p++) {
-			if (*p == '"' || *p == '\\')
-				out[o++] = '\\';
-			out[o++] = *p;
+	TAILQ_FOREACH(l, &rd.lookups, entry) {
+		if (l->sent)
+			continue;
+		/* Room for this lookup's keys, each byte escaped at worst, with quotes and commas. */
+		if (rd.group >= DB_LOOKUP_GROUP || o + 3 * (2 * PRIV_DB_KEY_MAX + 3) + 2 >= len)
+			break;
+		for (int i = 0; i < l->nkeys; i++) {
+			if (o > 1)
+				out[o++] = ',';
+			out[o++] = '"';
+			for (const char *p = l->keys[i]; *p; p++) {
+				if (*p == '"' || *p == '\\')
+					out[o++] = '\\';
+				out[o++] = *p;
+			}
+			out[o++] = '"';
 		}
-		out[o++] = '"';
+		l->sent = true;
+		rd.group++;
 	}
 	out[o++] = '}';
 	out[o] = '\0';
@@ -283,20 +336,21 @@ reader_next(void)
 		dbconn_flush(c);
 		return;
 	}
-	if ((l = TAILQ_FIRST(&rd.lookups)) == NULL)
+	TAILQ_FOREACH(l, &rd.lookups, entry)
+		if (!l->sent)
+			break;
+	if (l == NULL)
 		return;
 	{
-		/* 3 keys of PRIV_DB_KEY_MAX, each byte escaped at worst, quotes and commas. */
-		char array[3 * 2 * PRIV_DB_KEY_MAX + 16];
+		static char array[DB_LOOKUP_GROUP * 3 * (2 * PRIV_DB_KEY_MAX + 3) + 16];
 		const char *values[1] = { array };
 
-		array_literal(array, sizeof(array), l);
+		array_literal(array, sizeof(array));
 		if (!PQsendQueryParams(c->pg, sql_lookup, 1, NULL, values, NULL, NULL, 0)) {
 			dbconn_fail(c, "send failed");
 			return;
 		}
 	}
-	l->sent = true;
 	rd.reading = READ_LOOKUP;
 	rd.reader_busy = true;
 	dbconn_flush(c);
@@ -330,6 +384,7 @@ reader_down(struct dbconn *c)
 {
 	rd.reader_busy = false;
 	rd.reading = READ_NONE;
+	rd.group = 0;
 	/* Pending lookups are answered "nothing known" at once: neutral, never a wait. */
 	while (!TAILQ_EMPTY(&rd.lookups))
 		lookup_free(TAILQ_FIRST(&rd.lookups));

@@ -73,5 +73,11 @@ void		 nftset_reseed(struct nftset *ns);
 /* nftset_pending - changes queued or sent and not yet acknowledged (0: in sync). */
 size_t		 nftset_pending(const struct nftset *ns);
 const struct nftset_stats *nftset_stats(const struct nftset *ns);
+/* The sets, in the order nftset_elements counts them: block4, block6, trust4, trust6. */
+#define NFTSET_SETS	4
+void		 nftset_elements(const struct nftset *ns, uint64_t out[NFTSET_SETS]);
+const char	*nftset_set_name(unsigned set);
+/* nftset_error_text - strerror, except ENFILE, which the kernel means as "set full". */
+const char	*nftset_error_text(int err);
 
 #endif

@@ -7,6 +7,7 @@
  */
 #include "nftset_internal.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "log.h"
@@ -27,6 +28,17 @@ ratelimit_pass(struct ratelimit *rl, uint64_t *suppressed)
 	return true;
 }
 
+/*
+ * nftset_error_text - what err means from the set writer: the kernel says
+ * ENFILE for a set at its size limit, which strerror would call "Too many
+ * open files in system".
+ */
+const char *
+nftset_error_text(int err)
+{
+	return err == ENFILE ? "set full" : strerror(err);
+}
+
 /* nftset_log_error - a failure (already counted by the caller), logged at most once per interval and kind. */
 void
 nftset_log_error(struct nftset *ns, struct ratelimit *rl, const char *what, int err)
@@ -35,7 +47,7 @@ nftset_log_error(struct nftset *ns, struct ratelimit *rl, const char *what, int 
 
 	if (ratelimit_pass(rl, &suppressed))
 		log_warn("nftset: table inet %s: %s: %s (%llu similar since last report)", ns->table, what,
-		    strerror(err), (unsigned long long)suppressed);
+		    nftset_error_text(err), (unsigned long long)suppressed);
 }
 
 /* nftset_log_dropped - a change refused because the shadow table is full: counted and logged. */
@@ -63,4 +75,27 @@ const struct nftset_stats *
 nftset_stats(const struct nftset *ns)
 {
 	return &ns->stats;
+}
+
+/* nftset_elements - per set (block4, block6, trust4, trust6), the elements mxtierd wants in the kernel now. */
+void
+nftset_elements(const struct nftset *ns, uint64_t out[NFTSET_SETS])
+{
+	int64_t now = nftset_now_ms();
+
+	memset(out, 0, NFTSET_SETS * sizeof(out[0]));
+	if (ns == NULL)
+		return;
+	for (uint32_t i = 0; i < ns->never_used && i < NFTSET_QUEUE_MAX; i++) {
+		const struct shadow_entry *e = &ns->entries[i];
+
+		if (e->in_use && e->set < NFTSET_SETS && entry_want_now(e, now))
+			out[e->set]++;
+	}
+}
+
+const char *
+nftset_set_name(unsigned set)
+{
+	return set < SET_COUNT ? nftset_set_names[set] : "?";
 }

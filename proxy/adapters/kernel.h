@@ -23,6 +23,9 @@ void	kernel_shutdown(void);
 int	kernel_priv_start(const struct config *c);
 void	kernel_priv_reconfigure(const struct config *c);
 void	kernel_priv_stop(void);
+/* kernel_priv_stats - the set writer's counters and set sizes into the privileged side's counters. */
+struct priv_parent_stats;
+void	kernel_priv_stats(struct priv_parent_stats *out);
 /* kernel_priv_excluded - addresses no listing (and no transparent source) may use. */
 bool	kernel_priv_excluded(const struct netaddr *a, unsigned prefix_len);
 

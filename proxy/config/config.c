@@ -121,6 +121,7 @@ static const struct config_key config_keys[] = {
 	{ "appliance_name",		CT_HOSTNAME, OFF(appliance_name), "", 0, 0, NULL },
 	{ "db_queue_size",		CT_INT, OFF(db_queue_size), "10000", 100, 1000000, NULL },
 	{ "db_flush_interval",		CT_DURATION, OFF(db_flush_interval), "50ms", 1, 10 * SEC, NULL },
+	{ "db_batch_size",		CT_INT, OFF(db_batch_size), "500", 1, 5000, NULL },
 	{ "db_retention_days",		CT_INT, OFF(db_retention_days), "30", 1, 3650, NULL },
 	{ "db_read_budget",		CT_DURATION, OFF(db_read_budget), "200ms", 10, 10 * SEC, NULL },
 	{ "tls_cert_file",		CT_STRING, OFF(tls_cert_file), "", 0, 0, NULL },
@@ -128,6 +129,14 @@ static const struct config_key config_keys[] = {
 	{ "tls_handshake_timeout",	CT_DURATION, OFF(tls_handshake_timeout), "10s", 1 * SEC, 5 * MIN, NULL },
 	{ "backend_tls",		CT_ENUM, OFF(backend_tls), "none", 0, 0, backend_tls_values },
 	{ "backend_tls_ca_file",	CT_STRING, OFF(backend_tls_ca_file), "", 0, 0, NULL },
+	{ "http_listen",		CT_STRING, OFF(http_listen), "", 0, 0, NULL },
+	{ "http_tls_cert_file",		CT_STRING, OFF(http_tls_cert_file), "", 0, 0, NULL },
+	{ "http_tls_key_file",		CT_STRING, OFF(http_tls_key_file), "", 0, 0, NULL },
+	{ "http_password_file",		CT_STRING, OFF(http_password_file), "", 0, 0, NULL },
+	{ "http_token_file",		CT_STRING, OFF(http_token_file), "", 0, 0, NULL },
+	{ "http_max_connections",	CT_INT, OFF(http_max_connections), "64", 1, 10000, NULL },
+	{ "dashboard_dir",		CT_STRING, OFF(dashboard_dir), "/usr/share/mxtier/dashboard", 0, 0, NULL },
+	{ "dashboard_database",		CT_STRING, OFF(dashboard_database), "", 0, 0, NULL },
 };
 #define CONFIG_KEY_COUNT (sizeof(config_keys) / sizeof(config_keys[0]))
 
@@ -613,6 +622,46 @@ trim(char *s)
 
 static const struct config_key *config_key_find(const char *name);
 
+
+/* config_http_auth - a password or token file is set (the listener may then leave loopback). */
+bool
+config_http_auth(const struct config *c)
+{
+	return c->http_password_file[0] != '\0' || c->http_token_file[0] != '\0';
+}
+
+/*
+ * config_check_http - http_listen parses, and a listener beyond loopback
+ * has authentication: a dashboard that can unblock senders must not be
+ * open to whoever reaches the address.
+ */
+static int
+config_check_http(struct config *c, char *err, size_t errlen)
+{
+	bool loopback;
+
+	memset(&c->http_addr, 0, sizeof(c->http_addr));
+	c->http_port = 0;
+	if (c->http_listen[0] == '\0')
+		return 0;
+	if (hostport_parse(c->http_listen, &c->http_addr, &c->http_port) == -1 || c->http_port == 0) {
+		snprintf(err, errlen, "http_listen \"%s\" is not ADDRESS:PORT or [IPV6]:PORT", c->http_listen);
+		return -1;
+	}
+	loopback = (c->http_addr.family == AF_INET && c->http_addr.bytes[0] == 127) ||
+	    (c->http_addr.family == AF_INET6 && memcmp(c->http_addr.bytes, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1", 16) == 0);
+	if (!loopback && !config_http_auth(c)) {
+		snprintf(err, errlen, "http_listen %s is beyond loopback: set http_password_file or http_token_file "
+		    "(or listen on 127.0.0.1)", c->http_listen);
+		return -1;
+	}
+	if ((c->http_tls_cert_file[0] == '\0') != (c->http_tls_key_file[0] == '\0')) {
+		snprintf(err, errlen, "http_tls_cert_file and http_tls_key_file must be set together");
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * config_finish - cross-key checks and derived defaults; key_line says where
  * each key was set (0 = default). need_tiers: at least one tier address
@@ -700,6 +749,8 @@ config_finish(struct config *c, const char *name, const unsigned *key_line, bool
 		snprintf(err, errlen, "control_socket must be an absolute path of at most 100 characters");
 		return -1;
 	}
+	if (config_check_http(c, err, errlen) == -1)
+		return -1;
 	if (c->backend_source == BACKEND_FROM_CLIENT && !c->transparent) {
 		snprintf(err, errlen, "backend_source = client needs transparent = yes");
 		return -1;
@@ -895,6 +946,13 @@ config_unref(struct config *c)
 	free(c->tls_cert_file);
 	free(c->tls_key_file);
 	free(c->backend_tls_ca_file);
+	free(c->http_listen);
+	free(c->http_tls_cert_file);
+	free(c->http_tls_key_file);
+	free(c->http_password_file);
+	free(c->http_token_file);
+	free(c->dashboard_dir);
+	free(c->dashboard_database);
 	string_list_clear(&c->dns_servers);
 	string_list_clear(&c->trap_recipients);
 	free(c->dnsbl_sites.items);
@@ -987,7 +1045,7 @@ config_print(const struct config *c, FILE *out)
 			const char *pw = strstr(v, "password=");
 
 			/* Never print a database password: -n output ends up in tickets. */
-			if (pw && strcmp(k->name, "database") == 0)
+			if (pw && (strcmp(k->name, "database") == 0 || strcmp(k->name, "dashboard_database") == 0))
 				fprintf(out, "%.*spassword=*** (hidden)", (int)(pw - v), v);
 			else
 				fprintf(out, "%s", v);

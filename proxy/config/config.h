@@ -145,6 +145,7 @@ struct config {
 	char		*appliance_name;
 	int64_t		db_queue_size;
 	int64_t		db_flush_interval;
+	int64_t		db_batch_size;
 	int64_t		db_retention_days;
 	int64_t		db_read_budget;
 
@@ -156,9 +157,23 @@ struct config {
 	char		*backend_tls_ca_file;	/* "" = the backend's certificate is not verified */
 	void		*tls_server_ctx;	/* SSL_CTX *; NULL without a certificate */
 	void		*tls_client_ctx;	/* SSL_CTX *; NULL with backend_tls = none */
+
+	/* The HTTP process: dashboard, /metrics, JSON API (docs/http-api.md). */
+	char		*http_listen;		/* ADDRESS:PORT; "" = off */
+	struct netaddr	 http_addr;		/* parsed from http_listen */
+	uint16_t	 http_port;
+	char		*http_tls_cert_file;	/* both set: HTTPS */
+	char		*http_tls_key_file;
+	char		*http_password_file;	/* user:crypt-hash lines */
+	char		*http_token_file;	/* name:token lines */
+	int64_t		 http_max_connections;
+	char		*dashboard_dir;
+	char		*dashboard_database;	/* libpq conninfo for mxtier_reader; "" = no history */
 };
 
 const char	*tier_role_name(enum tier_role role);
+/* config_http_auth - is authentication configured for the HTTP listener? */
+bool		 config_http_auth(const struct config *c);
 const char	*client_info_name(enum client_info_method m);
 
 /*

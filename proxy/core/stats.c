@@ -7,6 +7,8 @@
 #include "session_record.h"
 #include "tls.h"
 
+const unsigned stats_reply_bounds_ms[STATS_REPLY_BUCKETS] = { 1, 5, 10, 25, 50, 100, 250, 1000, 5000, 30000 };
+
 void
 stats_log(const struct stats *st)
 {
@@ -38,4 +40,20 @@ void
 stats_session_end(struct stats *st, const struct session_record *r)
 {
 	st->verdicts[r->verdict]++;
+	if ((unsigned)r->tier < TIER_COUNT)
+		st->tier_verdicts[r->tier][r->verdict]++;
+}
+
+void
+stats_backend_reply(struct stats *st, int64_t elapsed_us)
+{
+	unsigned b = 0;
+
+	if (elapsed_us < 0)
+		elapsed_us = 0;
+	while (b < STATS_REPLY_BUCKETS && (uint64_t)elapsed_us > (uint64_t)stats_reply_bounds_ms[b] * 1000)
+		b++;
+	st->reply_buckets[b]++;
+	st->reply_count++;
+	st->reply_sum_us += (uint64_t)elapsed_us;
 }

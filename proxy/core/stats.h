@@ -3,7 +3,12 @@
 
 #include <stdint.h>
 
+#include "config.h"
 #include "reason.h"
+
+/* Upper bounds (ms) of the backend reply time histogram's buckets; the last, +Inf, is implied. */
+#define STATS_REPLY_BUCKETS	10
+extern const unsigned stats_reply_bounds_ms[STATS_REPLY_BUCKETS];
 
 /* Counters; updated where the event happens, printed on SIGUSR1 and at exit. */
 struct stats {
@@ -25,6 +30,11 @@ struct stats {
 	uint64_t	dns_cache_evictions;
 	uint64_t	history_evictions;
 	uint64_t	load_shed_entries;
+	uint64_t	tier_verdicts[TIER_COUNT][VERDICT_COUNT];	/* sessions by the tier they came to */
+	/* Backend reply time: a command (or end-of-data) sent to the reply read. */
+	uint64_t	reply_buckets[STATS_REPLY_BUCKETS + 1];	/* not cumulative; last = beyond the last bound */
+	uint64_t	reply_count;
+	uint64_t	reply_sum_us;
 };
 
 struct session_record;
@@ -32,5 +42,7 @@ struct session_record;
 void	stats_log(const struct stats *st);
 /* stats_session_end - a session's record counted (session_free). */
 void	stats_session_end(struct stats *st, const struct session_record *r);
+/* stats_backend_reply - one backend reply that took elapsed_us. */
+void	stats_backend_reply(struct stats *st, int64_t elapsed_us);
 
 #endif

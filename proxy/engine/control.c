@@ -6,7 +6,9 @@
  *   listeners                 the open tier listeners: "ADDRESS PORT ROLE [transparent]"
  *   reload                    what SIGHUP does, answered with its outcome
  *                             (mxtierctl tier set waits for it)
- * Only root (the socket is created 0600) reaches it. In a split the
+ * Only root (the socket is created 0600) reaches it. The HTTP process's
+ * requests come the same way, over the privileged side's channel
+ * (PRIV_MSG_CONTROL). In a split the
  * unprivileged engine serves it; a block or allow still reaches the kernel
  * sets only through the privileged parent's checks.
  */
@@ -51,40 +53,6 @@ visit_print(const char *key, int64_t remaining_ms, enum reason why, unsigned cou
 
 	evbuffer_add_printf(out, "%s expires_in=%llds reason=%s offences=%u\n", key, (long long)(remaining_ms / 1000),
 	    reason_name(why), count);
-}
-
-static void
-control_status(struct evbuffer *out)
-{
-	const struct stats *st = &mxd->stats;
-
-	evbuffer_add_printf(out, "ok\n");
-	evbuffer_add_printf(out, "sessions_active %zu\n", mxd->active_sessions);
-	evbuffer_add_printf(out, "sessions_total %llu\n", (unsigned long long)st->sessions);
-	evbuffer_add_printf(out, "backend %s\n", mxd->backend_up ? "up" : "down");
-	evbuffer_add_printf(out, "privsep %s\n", priv_split() ? "yes" : "no");
-	evbuffer_add_printf(out, "privsep_dropped %llu\n", (unsigned long long)priv_engine_dropped());
-	evbuffer_add_printf(out, "shedding %s\n", mxd->shedding ? reason_name(mxd->shed_reason) : "no");
-	evbuffer_add_printf(out, "history_entries %zu\n", history_entries());
-	evbuffer_add_printf(out, "messages_relayed %llu\n", (unsigned long long)st->messages_relayed);
-	{
-		struct db_stats ds;
-
-		db_get_stats(&ds);
-		evbuffer_add_printf(out, "db_enabled %s\n", db_enabled() ? "yes" : "no");
-		evbuffer_add_printf(out, "db_connected %s\n", ds.connected ? "yes" : "no");
-		evbuffer_add_printf(out, "db_written %llu\n", (unsigned long long)ds.written);
-		evbuffer_add_printf(out, "db_dropped %llu\n", (unsigned long long)ds.dropped);
-		evbuffer_add_printf(out, "db_sessions_dropped %llu\n", (unsigned long long)ds.sessions_dropped);
-		evbuffer_add_printf(out, "db_errors %llu\n", (unsigned long long)ds.errors);
-		evbuffer_add_printf(out, "db_reconnects %llu\n", (unsigned long long)ds.reconnects);
-		evbuffer_add_printf(out, "db_reads_late %llu\n", (unsigned long long)ds.reads_late);
-		evbuffer_add_printf(out, "db_queue %zu\n", ds.queued);
-	}
-	for (int v = 0; v < VERDICT_COUNT; v++)
-		evbuffer_add_printf(out, "verdict_%s %llu\n", verdict_name(v), (unsigned long long)st->verdicts[v]);
-	for (int r = 0; r < REASON_COUNT; r++)
-		evbuffer_add_printf(out, "reason_%s %llu\n", reason_name(r), (unsigned long long)st->reasons[r]);
 }
 
 /* control_listing - "block|allow add|del|list [ADDRESS [TTL]]". */
@@ -136,7 +104,7 @@ listener_print(const struct netaddr *addr, uint16_t port, enum tier_role tier, b
 	    transparent ? " transparent" : "");
 }
 
-static void
+void
 control_execute(char *line, struct evbuffer *out)
 {
 	char *save = NULL;
@@ -283,11 +251,44 @@ control_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockadd
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
+/*
+ * control_request_cb - a request line from the privileged side (the HTTP
+ * process's, which the parent has checked): answered as at the socket.
+ */
+static void
+control_request_cb(const void *payload, size_t len)
+{
+	char line[PRIV_CONTROL_LINE_MAX + 1];
+	struct evbuffer *out = evbuffer_new();
+	uint32_t id;
+	size_t n;
+
+	if (out == NULL)
+		return;
+	memcpy(&id, payload, sizeof(id));
+	n = len - sizeof(id);
+	memcpy(line, (const char *)payload + sizeof(id), n);
+	line[n] = '\0';
+	evbuffer_add(out, &id, sizeof(id));
+	if (strlen(line) != n || strpbrk(line, "\r\n"))
+		evbuffer_add_printf(out, "error: malformed request\n");
+	else
+		control_execute(line, out);
+	n = evbuffer_get_length(out);
+	if (n > PRIV_MSG_MAX)
+		n = PRIV_MSG_MAX;	/* a list longer than one message is cut: the HTTP side says so */
+	priv_to_privileged(PRIV_MSG_CONTROL_REPLY, evbuffer_pullup(out, (ssize_t)n), n);
+	evbuffer_free(out);
+}
+
 /* control_start - accept on the socket control_open made, on this process's loop. */
 int
 control_start(void)
 {
 	int fd = control_socket_take();
+
+	priv_on(PRIV_MSG_CONTROL, control_request_cb);
+	control_status_listen();
 
 	if (fd == -1)
 		return 0;

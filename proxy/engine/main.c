@@ -19,6 +19,7 @@
 #include "daemon.h"
 #include "dns.h"
 #include "history.h"
+#include "http_local.h"
 #include "kernel.h"
 #include "listener.h"
 #include "log.h"
@@ -175,6 +176,8 @@ main(int argc, char **argv)
 	kernel_init(mxd->config);	/* never fatal: refusals also apply in mxtierd itself */
 	db_start(mxd->config);		/* never fatal either: mail flows without the database */
 	priv_local_start();		/* no split: the set writer and the database connections live here */
+	if (http_local_start() == -1)	/* no split: the dashboard too; in a split the parent forked it */
+		fatalx("cannot serve the dashboard on http_listen; exiting");
 	priv_drop();			/* a split: from here on no root, no capabilities */
 
 	{
@@ -200,6 +203,7 @@ main(int argc, char **argv)
 	event_free(sig_int);
 	event_free(sig_usr1);
 
+	http_local_stop();
 	control_stop();
 	kernel_shutdown();
 	db_stop();

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client_info.h"
@@ -539,11 +540,25 @@ refused:
 	relay_fail(r, why);
 }
 
+/* relay_now_us - monotonic microseconds, for the backend reply time. */
+static int64_t
+relay_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* relay_reply_done - one whole reply is in r->reply. */
 static void
 relay_reply_done(struct relay *r)
 {
 	evtimer_del(r->timer);
+	if (r->state == RELAY_COMMAND && r->sent_us != 0) {
+		stats_backend_reply(&mxd->stats, relay_now_us() - r->sent_us);
+		r->sent_us = 0;
+	}
 	if (r->state == RELAY_QUITTING) {
 		relay_free(r);
 		return;
@@ -708,6 +723,7 @@ relay_command(struct relay *r, const char *line, size_t len)
 	r->awaiting_data_end = false;
 	if (!r->broken)
 		relay_send(r, line, len);
+	r->sent_us = relay_now_us();
 	relay_enter_state(r, RELAY_COMMAND);
 	relay_arm_timer(r, c->backend_timeout);
 }
@@ -725,6 +741,7 @@ relay_data_end(struct relay *r)
 	memset(&r->reply, 0, sizeof(r->reply));
 	r->command_is_data = false;
 	r->awaiting_data_end = true;
+	r->sent_us = relay_now_us();
 	relay_enter_state(r, RELAY_COMMAND);
 	relay_arm_timer(r, r->owner.config->backend_data_timeout);
 }

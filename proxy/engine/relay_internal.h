@@ -44,6 +44,7 @@ struct relay {
 	char			 tls_desc[RELAY_TLS_DESC_MAX];	/* what the owner was told of it */
 	bool			 command_is_data;
 	bool			 awaiting_data_end;	/* the outstanding reply is end-of-data's */
+	int64_t			 sent_us;	/* when the outstanding command went: the reply time histogram */
 	const char		*broken;	/* why it is dropped on the next loop pass (relay_break_soon) */
 	struct smtp_reply	 reply;
 	char			 first_command[SMTP_COMMAND_LINE_MAX + 64];

@@ -141,6 +141,29 @@ kernel_listing_cb(const void *payload, size_t len)
 	nftset_add(kernel.writer, m.block ? NFTSET_BLOCK : NFTSET_TRUST, &m.addr, m.ttl_ms);
 }
 
+void
+kernel_priv_stats(struct priv_parent_stats *out)
+{
+	const struct nftset_stats *st;
+
+	out->kernel_refused = kernel.refused;
+	out->kernel_sets = kernel.writer != NULL;
+	if (kernel.writer == NULL)
+		return;
+	st = nftset_stats(kernel.writer);
+	out->set_adds = st->adds;
+	out->set_dels = st->dels;
+	out->set_batches = st->batches;
+	out->set_acks_ok = st->acks_ok;
+	out->set_enoent = st->enoent;
+	out->set_full = st->enfile;
+	out->set_errors = st->other_errors;
+	out->set_queue_dropped = st->queue_dropped;
+	out->set_restores = st->restores;
+	out->set_reseeded = st->reseeded;
+	nftset_elements(kernel.writer, out->set_elements);
+}
+
 int
 kernel_priv_start(const struct config *c)
 {

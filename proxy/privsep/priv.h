@@ -35,6 +35,7 @@ enum priv_msg_type {
 	PRIV_MSG_DB_HEARTBEAT,		/* struct priv_db_heartbeat */
 	PRIV_MSG_DB_LOOKUP,		/* uint32 id + 1..3 key strings */
 	PRIV_MSG_RELOAD,		/* empty: the engine got a SIGHUP itself */
+	PRIV_MSG_CONTROL_REPLY,		/* uint32 id + the answer text (to PRIV_MSG_CONTROL) */
 	/* privileged -> engine */
 	PRIV_MSG_DB_ROW,		/* struct priv_db_row */
 	PRIV_MSG_DB_DONE,		/* uint32 id */
@@ -43,15 +44,20 @@ enum priv_msg_type {
 	PRIV_MSG_DB_REPUTATION,		/* blob: struct priv_reputation[] */
 	PRIV_MSG_CONFIG,		/* blob: the config text, database redacted */
 	PRIV_MSG_RELOAD_REFUSED,	/* text: why the privileged side kept the running config */
+	PRIV_MSG_PARENT_STATS,		/* struct priv_parent_stats */
+	PRIV_MSG_CONTROL,		/* uint32 id + a control request line (the HTTP process's, checked) */
 	/* socket requests: engine -> privileged and the answer, on their own socketpair */
 	PRIV_MSG_FD_LISTENER,		/* struct priv_fd_request */
 	PRIV_MSG_FD_TRANSPARENT,	/* struct priv_fd_request */
 	PRIV_MSG_FD_REPLY,		/* struct priv_fd_reply (+ the descriptor) */
+	/* either direction: small messages sent in one loop turn, as records (struct priv_hdr + payload) */
+	PRIV_MSG_BUNDLE,
 	PRIV_MSG_COUNT
 };
 
 #define PRIV_MSG_MAX		(64 * 1024)	/* payload bytes of one message */
-#define PRIV_QUEUE_MAX		8192		/* messages waiting to be sent, per direction */
+#define PRIV_QUEUE_MAX		8192		/* datagrams waiting to be sent, per direction */
+#define PRIV_QUEUE_BYTES_MAX	(16 * 1024 * 1024)	/* and their bytes (a bundle is up to PRIV_MSG_MAX) */
 #define PRIV_DB_VALUE_MAX	1100		/* one database value (utf8_clean output fits) */
 #define PRIV_DB_KEY_MAX		300
 #define PRIV_REFUSAL_MAX	1024	/* the text of a refused reload */
@@ -85,6 +91,20 @@ struct priv_db_status {
 	uint32_t	reader_up;
 	uint64_t	written, dropped, sessions_dropped, errors, reconnects;
 	uint64_t	queued;
+};
+
+#define PRIV_CONTROL_LINE_MAX	512	/* a control request line */
+
+/* The privileged side's counters, for mxtierctl status and /metrics (the engine prints them). */
+struct priv_parent_stats {
+	uint32_t	kernel_sets;		/* the set writer is open */
+	uint32_t	http_up;		/* the HTTP process runs */
+	uint64_t	set_adds, set_dels, set_batches, set_acks_ok, set_enoent, set_full, set_errors,
+			set_queue_dropped, set_restores, set_reseeded;
+	uint64_t	set_elements[4];	/* block4, block6, trust4, trust6 */
+	uint64_t	kernel_refused;		/* listings from the engine refused */
+	uint64_t	from_engine, from_engine_refused, to_engine, to_engine_dropped;
+	uint64_t	http_requests, http_refused;	/* checked request lines from the HTTP side */
 };
 
 struct priv_listing {
@@ -146,6 +166,10 @@ int		 priv_to_privileged(enum priv_msg_type type, const void *payload, size_t le
 int		 priv_to_engine(enum priv_msg_type type, const void *payload, size_t len);
 /* priv_engine_dropped - messages the engine could not queue for the privileged side (mxtierctl status). */
 uint64_t	 priv_engine_dropped(void);
+/* priv_http_local - unsplit: the HTTP server runs in this process (up), one request served or refused. */
+void		 priv_http_local(bool up, int requests, int refused);
+/* priv_channel_counters - the privileged end's message counters (received, refused, sent, dropped). */
+void		 priv_channel_counters(uint64_t out[4]);
 /* priv_blob_to_engine - bulk data (listings, reputation, config) in a sealed memfd. */
 int		 priv_blob_to_engine(enum priv_msg_type type, const void *data, size_t len);
 

@@ -8,7 +8,9 @@
  * its direction and length bounds in the table below, checked before any
  * handler runs. Each direction has a bounded send queue; what does not
  * fit is dropped and counted. Bulk data (listings, reputation, config
- * text) travels as a sealed memfd.
+ * text) travels as a sealed memfd. Small messages sent in one loop turn
+ * travel as one bundle datagram, whose records are checked like
+ * datagrams of their own.
  */
 #include "priv_internal.h"
 
@@ -97,6 +99,7 @@ static const struct priv_msg_info {
 	[PRIV_MSG_DB_LOOKUP] = { "db-lookup", TO_PRIVILEGED, sizeof(uint32_t) + 3,
 	    sizeof(uint32_t) + 3 * (PRIV_DB_KEY_MAX + 2), 0 },
 	[PRIV_MSG_RELOAD] = { "reload", TO_PRIVILEGED, 0, 0, 0 },
+	[PRIV_MSG_CONTROL_REPLY] = { "control-reply", TO_PRIVILEGED, sizeof(uint32_t), PRIV_MSG_MAX, 0 },
 	[PRIV_MSG_DB_ROW] = { "db-row", TO_ENGINE, sizeof(struct priv_db_row), sizeof(struct priv_db_row), 0 },
 	[PRIV_MSG_DB_DONE] = { "db-done", TO_ENGINE, sizeof(uint32_t), sizeof(uint32_t), 0 },
 	[PRIV_MSG_DB_STATUS] = { "db-status", TO_ENGINE, sizeof(struct priv_db_status), sizeof(struct priv_db_status), 0 },
@@ -105,11 +108,15 @@ static const struct priv_msg_info {
 	    PRIV_BLOB_REPUTATION_MAX },
 	[PRIV_MSG_CONFIG] = { "config", TO_ENGINE, sizeof(uint64_t), sizeof(uint64_t), PRIV_BLOB_CONFIG_MAX },
 	[PRIV_MSG_RELOAD_REFUSED] = { "reload-refused", TO_ENGINE, 1, PRIV_REFUSAL_MAX, 0 },
+	[PRIV_MSG_PARENT_STATS] = { "parent-stats", TO_ENGINE, sizeof(struct priv_parent_stats),
+	    sizeof(struct priv_parent_stats), 0 },
+	[PRIV_MSG_CONTROL] = { "control", TO_ENGINE, sizeof(uint32_t) + 1, sizeof(uint32_t) + PRIV_CONTROL_LINE_MAX, 0 },
 	[PRIV_MSG_FD_LISTENER] = { "fd-listener", FD_REQUEST, sizeof(struct priv_fd_request),
 	    sizeof(struct priv_fd_request), 0 },
 	[PRIV_MSG_FD_TRANSPARENT] = { "fd-transparent", FD_REQUEST, sizeof(struct priv_fd_request),
 	    sizeof(struct priv_fd_request), 0 },
 	[PRIV_MSG_FD_REPLY] = { "fd-reply", FD_REPLY, sizeof(struct priv_fd_reply), sizeof(struct priv_fd_reply), 0 },
+	[PRIV_MSG_BUNDLE] = { "bundle", EITHER, 2 * sizeof(struct priv_hdr), PRIV_MSG_MAX, 0 },
 };
 
 const char *
@@ -183,11 +190,96 @@ channel_write_cb(evutil_socket_t sock, short what, void *arg)
 			ch->sent++;
 		TAILQ_REMOVE(&ch->out, o, entry);
 		ch->queued--;
+		ch->queued_bytes -= o->len;
 		if (o->fd >= 0)
 			close(o->fd);
 		free(o);
 	}
 	event_del(ch->wr);
+}
+
+/* channel_queue - one datagram (header included) sent now or queued; fd (or -1) is the channel's from here on. */
+static int
+channel_queue(struct priv_channel *ch, const char *data, size_t len, int fd)
+{
+	struct priv_out *o;
+	int rc;
+
+	if (TAILQ_EMPTY(&ch->out)) {
+		rc = priv_sendmsg(ch->fd, data, len, fd);
+		if (rc != 1) {
+			if (fd >= 0)
+				close(fd);
+			return rc;
+		}
+	}
+	if (ch->queued >= PRIV_QUEUE_MAX || ch->queued_bytes + len > PRIV_QUEUE_BYTES_MAX ||
+	    (o = malloc(sizeof(*o) + len)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	memcpy(o->data, data, len);
+	o->len = len;
+	o->fd = fd;
+	TAILQ_INSERT_TAIL(&ch->out, o, entry);
+	ch->queued++;
+	ch->queued_bytes += len;
+	event_add(ch->wr, NULL);
+	return 0;
+}
+
+/* bundle_flush - the messages gathered this loop turn as one datagram (a lone one as itself). */
+static void
+bundle_flush(struct priv_channel *ch)
+{
+	struct priv_hdr hdr = { .type = PRIV_MSG_BUNDLE, .len = (uint32_t)ch->bundle_len };
+	const char *data = ch->bundle;
+	size_t len = sizeof(hdr) + ch->bundle_len, count = ch->bundle_count;
+
+	if (count == 0)
+		return;
+	if (count == 1) {
+		data += sizeof(hdr);
+		len -= sizeof(hdr);
+	} else {
+		memcpy(ch->bundle, &hdr, sizeof(hdr));
+	}
+	ch->bundle_len = 0;
+	ch->bundle_count = 0;
+	if (ch->closed || channel_queue(ch, data, len, -1) == -1)
+		ch->dropped += count;
+	else
+		ch->sent += count;
+}
+
+static void
+bundle_cb(evutil_socket_t fd, short what, void *arg)
+{
+	bundle_flush(arg);
+}
+
+/*
+ * bundle_add - a message without descriptor into this turn's bundle; -1
+ * (dropped) when the queue it will join is already full, so that a drop
+ * is always the sender's to count, never silent later.
+ */
+static int
+bundle_add(struct priv_channel *ch, const struct priv_hdr *hdr, const void *payload, size_t len)
+{
+	size_t rec = sizeof(*hdr) + len;
+
+	if (ch->bundle_len + rec > PRIV_MSG_MAX)
+		bundle_flush(ch);
+	if (ch->queued >= PRIV_QUEUE_MAX || ch->queued_bytes + PRIV_MSG_MAX > PRIV_QUEUE_BYTES_MAX)
+		return -1;
+	memcpy(ch->bundle + sizeof(*hdr) + ch->bundle_len, hdr, sizeof(*hdr));
+	if (len)
+		memcpy(ch->bundle + 2 * sizeof(*hdr) + ch->bundle_len, payload, len);
+	ch->bundle_len += rec;
+	if (ch->bundle_count++ == 0)
+		event_active(ch->bundle_ev, EV_TIMEOUT, 1);
+	return 0;
 }
 
 /* channel_send - one message; fd (or -1) is the channel's from here on. */
@@ -196,6 +288,7 @@ channel_send(struct priv_channel *ch, enum priv_msg_type type, const void *paylo
 {
 	struct priv_out *o;
 	struct priv_hdr hdr = { .type = type, .len = (uint32_t)len };
+	char *data;
 	int rc;
 
 	if (ch == NULL || ch->closed || len > PRIV_MSG_MAX)
@@ -217,32 +310,25 @@ channel_send(struct priv_channel *ch, enum priv_msg_type type, const void *paylo
 			}
 		}
 	}
-	if (ch->queued >= PRIV_QUEUE_MAX)
-		goto drop;
-	if ((o = malloc(sizeof(*o) + sizeof(hdr) + len)) == NULL)
-		goto drop;
-	memcpy(o->data, &hdr, sizeof(hdr));
-	if (len)
-		memcpy(o->data + sizeof(hdr), payload, len);
-	o->len = sizeof(hdr) + len;
-	o->fd = fd;
-	if (TAILQ_EMPTY(&ch->out)) {
-		rc = priv_sendmsg(ch->fd, o->data, o->len, fd);
-		if (rc != 1) {
-			free(o);
-			if (fd >= 0)
-				close(fd);
-			if (rc == -1) {
-				ch->dropped++;
-				return -1;
-			}
-			ch->sent++;
-			return 0;
-		}
+	if (fd < 0 && sizeof(hdr) + len <= PRIV_MSG_MAX - sizeof(hdr)) {
+		if (bundle_add(ch, &hdr, payload, len) == -1)
+			goto drop;
+		return 0;
 	}
-	TAILQ_INSERT_TAIL(&ch->out, o, entry);
-	ch->queued++;
-	event_add(ch->wr, NULL);
+	/* In order: what was gathered before this one goes first. */
+	bundle_flush(ch);
+	if ((data = malloc(sizeof(hdr) + len)) == NULL)
+		goto drop;
+	memcpy(data, &hdr, sizeof(hdr));
+	if (len)
+		memcpy(data + sizeof(hdr), payload, len);
+	rc = channel_queue(ch, data, sizeof(hdr) + len, fd);
+	free(data);
+	if (rc == -1) {
+		ch->dropped++;
+		return -1;
+	}
+	ch->sent++;
 	return 0;
 drop:
 	if (fd >= 0)
@@ -282,8 +368,10 @@ blob_read(int fd, uint64_t len, size_t max)
  * length, descriptor) and hand it on. A refusal is counted and logged:
  * from the engine it means a bug or an attacker.
  */
+static void bundle_dispatch(struct priv_channel *ch, const char *buf, size_t n);
+
 static void
-channel_dispatch(struct priv_channel *ch, const char *buf, size_t n, int flags, int fd)
+channel_dispatch_in(struct priv_channel *ch, const char *buf, size_t n, int flags, int fd, bool in_bundle)
 {
 	struct priv_hdr hdr = { .type = PRIV_MSG_COUNT };
 	const struct priv_msg_info *info;
@@ -294,6 +382,10 @@ channel_dispatch(struct priv_channel *ch, const char *buf, size_t n, int flags, 
 		goto refuse;
 	}
 	memcpy(&hdr, buf, sizeof(hdr));
+	if (hdr.type == PRIV_MSG_BUNDLE && fd < 0 && !in_bundle && hdr.len == n - sizeof(hdr)) {
+		bundle_dispatch(ch, buf + sizeof(hdr), hdr.len);
+		return;
+	}
 	if (hdr.type == PRIV_MSG_NONE || hdr.type >= PRIV_MSG_COUNT || msg_info[hdr.type].dir != ch->dir) {
 		why = "not expected in this direction";
 		goto refuse;
@@ -331,6 +423,41 @@ refuse:
 		close(fd);
 	ch->refused++;
 	channel_log_limited(ch, n >= sizeof(hdr) ? hdr.type : PRIV_MSG_COUNT, why);
+}
+
+static void
+channel_dispatch(struct priv_channel *ch, const char *buf, size_t n, int flags, int fd)
+{
+	channel_dispatch_in(ch, buf, n, flags, fd, false);
+}
+
+/*
+ * bundle_dispatch - each record as if it were a datagram of its own (the
+ * same checks; no descriptor, no bundle inside a bundle). A record whose
+ * length runs past the bundle ends it: the rest cannot be framed.
+ */
+static void
+bundle_dispatch(struct priv_channel *ch, const char *buf, size_t n)
+{
+	size_t off = 0;
+
+	while (off < n) {
+		struct priv_hdr rec;
+
+		if (n - off < sizeof(rec)) {
+			ch->refused++;
+			channel_log_limited(ch, PRIV_MSG_BUNDLE, "truncated record in a bundle");
+			return;
+		}
+		memcpy(&rec, buf + off, sizeof(rec));
+		if (rec.len > n - off - sizeof(rec)) {
+			ch->refused++;
+			channel_log_limited(ch, PRIV_MSG_BUNDLE, "record longer than its bundle");
+			return;
+		}
+		channel_dispatch_in(ch, buf + off, sizeof(rec) + rec.len, 0, -1, true);
+		off += sizeof(rec) + rec.len;
+	}
 }
 
 /* channel_closed - the peer closed its end: no more reading or writing; the owner decides what follows. */
@@ -452,11 +579,17 @@ priv_channel_new(int fd, enum priv_direction dir, const char *peer, priv_closed_
 	TAILQ_INIT(&ch->out);
 	ch->rd = event_new(mxd->base, fd, EV_READ | EV_PERSIST, channel_read_cb, ch);
 	ch->wr = event_new(mxd->base, fd, EV_WRITE | EV_PERSIST, channel_write_cb, ch);
-	if (ch->rd == NULL || ch->wr == NULL || evutil_make_socket_nonblocking(fd) == -1) {
+	ch->bundle_ev = event_new(mxd->base, -1, 0, bundle_cb, ch);
+	ch->bundle = malloc(sizeof(struct priv_hdr) + PRIV_MSG_MAX);
+	if (ch->rd == NULL || ch->wr == NULL || ch->bundle_ev == NULL || ch->bundle == NULL ||
+	    evutil_make_socket_nonblocking(fd) == -1) {
 		if (ch->rd)
 			event_free(ch->rd);
 		if (ch->wr)
 			event_free(ch->wr);
+		if (ch->bundle_ev)
+			event_free(ch->bundle_ev);
+		free(ch->bundle);
 		free(ch);
 		return NULL;
 	}
@@ -473,6 +606,7 @@ priv_channel_free(struct priv_channel *ch)
 
 	if (ch == NULL)
 		return;
+	bundle_flush(ch);
 	while ((o = TAILQ_FIRST(&ch->out)) != NULL) {
 		TAILQ_REMOVE(&ch->out, o, entry);
 		left++;
@@ -485,6 +619,8 @@ priv_channel_free(struct priv_channel *ch)
 		log_warn("privsep: %zu message(s) to the %s not sent at stop", left, ch->peer);
 	event_free(ch->rd);
 	event_free(ch->wr);
+	event_free(ch->bundle_ev);
+	free(ch->bundle);
 	close(ch->fd);
 	free(ch);
 }
@@ -496,6 +632,8 @@ priv_channel_drain(struct priv_channel *ch, int64_t wait_ms)
 	struct pollfd pfd = { .fd = ch ? ch->fd : -1, .events = POLLOUT };
 	int64_t deadline = now_ms() + wait_ms;
 
+	if (ch)
+		bundle_flush(ch);
 	while (ch && !TAILQ_EMPTY(&ch->out) && now_ms() < deadline) {
 		channel_write_cb(ch->fd, EV_WRITE, ch);
 		if (!TAILQ_EMPTY(&ch->out))
@@ -507,6 +645,17 @@ uint64_t
 priv_engine_dropped(void)
 {
 	return priv.engine_end ? priv.engine_end->dropped : 0;
+}
+
+void
+priv_channel_counters(uint64_t out[4])
+{
+	const struct priv_channel *ch = priv.priv_end;
+
+	out[0] = ch ? ch->received : 0;
+	out[1] = ch ? ch->refused : 0;
+	out[2] = ch ? ch->sent : 0;
+	out[3] = ch ? ch->dropped : 0;
 }
 
 int

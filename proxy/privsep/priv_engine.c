@@ -43,9 +43,9 @@ priv_scrub_stack(void)
 	__asm__ __volatile__("" : : "r"(area) : "memory");
 }
 
-/* scrub_environment - PGPASSWORD and friends: zero their bytes where /proc/PID/environ reads them. */
-static void
-scrub_environment(void)
+/* priv_scrub_environment - PGPASSWORD and friends: zero their bytes where /proc/PID/environ reads them. */
+void
+priv_scrub_environment(void)
 {
 	static const char *const secret[] = { "PGPASSWORD=", "PGPASSFILE=", "PGSERVICEFILE=", "PGSERVICE=" };
 
@@ -77,6 +77,13 @@ priv_drop(void)
 {
 	if (priv.role != PRIV_ROLE_ENGINE)
 		return;
+	priv_drop_to_user("SMTP engine");
+}
+
+/* priv_drop_to_user - this process becomes priv.uid/gid for good, no capability; aborts if it cannot. */
+void
+priv_drop_to_user(const char *who)
+{
 	if (setgroups(0, NULL) == -1 || setresgid(priv.gid, priv.gid, priv.gid) == -1 ||
 	    setresuid(priv.uid, priv.uid, priv.uid) == -1)
 		fatalx("privsep: cannot become user %s: %s", priv.user, strerror(errno));
@@ -98,7 +105,7 @@ priv_drop(void)
 	    status_field("NoNewPrivs:", 10) != 1)
 		fatalx("privsep: capabilities left after dropping to %s; refusing to run", priv.user);
 	priv.dropped = true;
-	log_info("privsep: SMTP engine runs as %s (uid %u), no capabilities", priv.user, (unsigned)priv.uid);
+	log_info("privsep: %s runs as %s (uid %u), no capabilities", who, priv.user, (unsigned)priv.uid);
 }
 
 void
@@ -109,14 +116,26 @@ priv_engine_begin(struct config *c, pid_t parent, int chan_fd, int fd_fd)
 	priv.channel_fd = chan_fd;
 	priv.fd_sock = fd_fd;
 	prctl(PR_SET_NAME, "mxtierd [smtp]", 0, 0, 0);
-	/* The engine never holds the conninfo: the parent connects. */
+	/* The engine never holds the conninfo: the parent connects; nor the dashboard's, the HTTP process reads. */
+	priv_shed_conninfo(c);
+	if (c->dashboard_database[0] != '\0') {
+		explicit_bzero(c->dashboard_database, strlen(c->dashboard_database));
+		free(c->dashboard_database);
+		if ((c->dashboard_database = strdup(PRIV_DATABASE_REDACTED)) == NULL)
+			abort();
+	}
+}
+
+void
+priv_shed_conninfo(struct config *c)
+{
 	if (c->database[0] != '\0') {
 		explicit_bzero(c->database, strlen(c->database));
 		free(c->database);
 		if ((c->database = strdup(PRIV_DATABASE_REDACTED)) == NULL)
 			abort();
 	}
-	scrub_environment();
+	priv_scrub_environment();
 }
 
 /* ---- the channel end ---- */

@@ -27,7 +27,8 @@ enum priv_direction {
 	TO_PRIVILEGED = 0,
 	TO_ENGINE,
 	FD_REQUEST,
-	FD_REPLY
+	FD_REPLY,
+	EITHER			/* a bundle: its records are checked one by one */
 };
 
 struct priv_hdr {
@@ -55,7 +56,16 @@ struct priv_channel {
 	priv_closed_fn		 on_closed;	/* the peer closed its end: what that means is the owner's */
 	struct event		*rd, *wr;
 	TAILQ_HEAD(, priv_out)	 out;
-	size_t			 queued;
+	size_t			 queued, queued_bytes;
+	/*
+	 * Messages without a descriptor gather here during a loop turn and
+	 * leave as one datagram (PRIV_MSG_BUNDLE) when it ends: under a flood
+	 * a syscall and a wakeup per message on each side cost more than the
+	 * messages. bundle holds the records after room for the header.
+	 */
+	char			*bundle;
+	size_t			 bundle_len, bundle_count;
+	struct event		*bundle_ev;
 	uint64_t		 sent, dropped, received, refused;
 	int64_t			 last_log_ms;
 };
@@ -94,8 +104,22 @@ ssize_t		 priv_recv_one(int sock, void *buf, size_t len, int *fd, int *flags);
 /* The engine (priv_engine.c). */
 /* priv_engine_begin - the child after the fork becomes the engine: its name, no conninfo, scrubbed memory. */
 void		 priv_engine_begin(struct config *c, pid_t parent, int chan_fd, int fd_fd);
+/* priv_drop_to_user - become `user` (priv.uid, priv.gid) with no capability, verified; fatal if not. */
+void		 priv_drop_to_user(const char *who);
+void		 priv_scrub_environment(void);
+/* priv_shed_conninfo - a child of the parent forgets the writer's conninfo (config and environment). */
+void		 priv_shed_conninfo(struct config *c);
 /* priv_scrub_stack - clear the stack below the caller (the config parser's): no conninfo left in the engine. */
 void		 priv_scrub_stack(void);
+
+/* The HTTP process, forked and served by the parent (http_parent.c). */
+/* http_parent_fork - before the parent's loop: the HTTP process, if http_listen is set; closes close_fds in it. */
+void		 http_parent_fork(struct config *c, const int *close_fds, int nclose);
+/* http_parent_start - on the parent's loop: serve the HTTP process's requests. */
+void		 http_parent_start(void);
+void		 http_parent_reap(void);
+void		 http_parent_stop(void);
+void		 http_parent_counters(struct priv_parent_stats *out);
 
 /* The privileged parent (priv_parent.c). */
 void		 priv_parent_run(struct config *c, pid_t engine, int chan_fd, int fd_fd) __attribute__((noreturn));

@@ -30,6 +30,7 @@
 #include "service.h"
 
 #define PRIV_STOP_FLUSH_MS	2000	/* the parent's last database writes after the engine stopped */
+#define PRIV_STATS_EVERY_MS	1000	/* the privileged side's counters to the engine (status, /metrics) */
 
 static struct {
 	pid_t		 engine_pid;
@@ -46,12 +47,51 @@ static struct {
 
 /* ---- the privileged services, in the parent or in the one process ---- */
 
+static struct event *stats_timer;
+
+/* stats_timer_cb - the privileged side's counters to the engine, which prints them in status. */
+static void
+stats_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct priv_parent_stats ps;
+	uint64_t ch[4];
+
+	memset(&ps, 0, sizeof(ps));
+	kernel_priv_stats(&ps);
+	http_parent_counters(&ps);
+	priv_channel_counters(ch);
+	ps.from_engine = ch[0];
+	ps.from_engine_refused = ch[1];
+	ps.to_engine = ch[2];
+	ps.to_engine_dropped = ch[3];
+	priv_to_engine(PRIV_MSG_PARENT_STATS, &ps, sizeof(ps));
+}
+
 /* privileged_services_start - what the privileged side serves, in the parent or in the one process. */
 static void
 privileged_services_start(const struct config *c)
 {
+	struct timeval tv = { PRIV_STATS_EVERY_MS / 1000, (PRIV_STATS_EVERY_MS % 1000) * 1000 };
+
 	kernel_priv_start(c);
 	dbstore_start(c);
+	http_parent_start();
+	if ((stats_timer = event_new(mxd->base, -1, EV_PERSIST, stats_timer_cb, NULL)) == NULL)
+		fatalx("privsep: out of memory");
+	evtimer_add(stats_timer, &tv);
+	stats_timer_cb(-1, 0, NULL);
+}
+
+static void
+privileged_services_stop(void)
+{
+	if (stats_timer) {
+		event_free(stats_timer);
+		stats_timer = NULL;
+	}
+	http_parent_stop();
+	dbstore_stop();
+	kernel_priv_stop();
 }
 
 int
@@ -77,8 +117,7 @@ priv_local_stop(void)
 {
 	if (priv.role != PRIV_ROLE_SINGLE)
 		return;
-	dbstore_stop();
-	kernel_priv_stop();
+	privileged_services_stop();
 	priv_channel_free(priv.priv_end);
 	priv.priv_end = NULL;
 }
@@ -227,26 +266,31 @@ priv_redact_database(const char *text)
 	while (*p) {
 		const char *nl = strchr(p, '\n');
 		size_t len = nl ? (size_t)(nl - p) + 1 : strlen(p);
-		const char *k = p;
+		const char *k = p, *key = NULL;
 		bool redact = false;
 
 		/* The same reading as config_load_string: key, spaces, '='; '#' starts a comment. */
 		while (k < p + len && (*k == ' ' || *k == '\t'))
 			k++;
-		if ((size_t)(p + len - k) > 8 && strncmp(k, "database", 8) == 0) {
-			const char *e = k + 8;
+		/* The writer's conninfo, and the dashboard's: the engine uses neither. */
+		if ((size_t)(p + len - k) > 8 && strncmp(k, "database", 8) == 0)
+			key = "database";
+		else if ((size_t)(p + len - k) > 18 && strncmp(k, "dashboard_database", 18) == 0)
+			key = "dashboard_database";
+		if (key) {
+			const char *e = k + strlen(key);
 
 			while (e < p + len && (*e == ' ' || *e == '\t'))
 				e++;
 			redact = e < p + len && *e == '=';
 		}
 		if (redact) {
-			if (o + sizeof(PRIV_DATABASE_REDACTED) + 16 > cap) {
-				cap = cap * 2 + sizeof(PRIV_DATABASE_REDACTED) + 16;
+			if (o + sizeof(PRIV_DATABASE_REDACTED) + 32 > cap) {
+				cap = cap * 2 + sizeof(PRIV_DATABASE_REDACTED) + 32;
 				if ((out = realloc(out, cap)) == NULL)
 					abort();
 			}
-			o += (size_t)snprintf(out + o, cap - o, "database = %s\n", PRIV_DATABASE_REDACTED);
+			o += (size_t)snprintf(out + o, cap - o, "%s = %s\n", key, PRIV_DATABASE_REDACTED);
 		} else {
 			if (o + len + 1 > cap) {
 				cap = cap * 2 + len + 1;
@@ -434,6 +478,7 @@ parent_signal_cb(evutil_socket_t sig, short what, void *arg)
 		break;
 	case SIGCHLD:
 		parent_reap();
+		http_parent_reap();
 		break;
 	}
 }
@@ -458,6 +503,8 @@ priv_parent_run(struct config *c, pid_t engine, int chan_fd, int fd_fd)
 	/* The parent's copy of the control socket: only the engine accepts on it. */
 	control_socket_close_inherited();
 	mxd->config = c;
+	/* Before any netlink socket or database connection exists, so the HTTP process inherits none. */
+	http_parent_fork(c, (const int[]){ chan_fd, fd_fd }, 2);
 	if ((mxd->base = event_base_new()) == NULL)
 		fatalx("privsep: cannot create the event loop");
 	priv.priv_end = priv_channel_new(chan_fd, TO_PRIVILEGED, "engine", parent_channel_closed);
@@ -477,8 +524,7 @@ priv_parent_run(struct config *c, pid_t engine, int chan_fd, int fd_fd)
 	parent_reap();		/* an engine that died before SIGCHLD was watched */
 	event_base_dispatch(mxd->base);
 
-	dbstore_stop();
-	kernel_priv_stop();
+	privileged_services_stop();
 	control_socket_unlink();
 	priv_channel_free(priv.priv_end);
 	event_free(parent.fd_ev);

@@ -15,6 +15,7 @@ PACKAGED = {
     "control_socket": "/run/mxtier/control.sock",
     "kernel_sets": "yes",
     "dns_checks": "yes",
+    "http_listen": "127.0.0.1:8025",
 }
 # Built-in defaults computed at load (the system host name): the file leaves them empty.
 COMPUTED = {"hostname", "appliance_name"}

@@ -474,10 +474,47 @@ test_nftset_queue_bound(void **state)
 	event_base_free(base);
 }
 
+/* The set sizes status and /metrics print, and the words an ENFILE is logged with. */
+static void
+test_nftset_elements_and_error_text(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct nftset *ns = nftset_open(base, "mxtier", 2525);
+	static const char *const block4[] = { "192.0.2.1", "192.0.2.2", "192.0.2.3" };
+	struct netaddr a;
+	uint64_t n[NFTSET_SETS];
+
+	assert_non_null(ns);
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(netaddr_parse(block4[i], &a), 0);
+		assert_int_equal(nftset_add(ns, NFTSET_BLOCK, &a, 600000), 0);
+	}
+	assert_int_equal(netaddr_parse("2001:db8:1::7", &a), 0);
+	assert_int_equal(nftset_add(ns, NFTSET_BLOCK, &a, 600000), 0);
+	assert_int_equal(netaddr_parse("198.51.100.1", &a), 0);
+	assert_int_equal(nftset_add(ns, NFTSET_TRUST, &a, 600000), 0);
+	nftset_elements(ns, n);
+	assert_int_equal(n[0], 3);
+	assert_int_equal(n[1], 1);
+	assert_int_equal(n[2], 1);
+	assert_int_equal(n[3], 0);
+	assert_string_equal(nftset_set_name(0), "block4");
+	assert_string_equal(nftset_set_name(3), "trust6");
+	assert_int_equal(netaddr_parse("192.0.2.2", &a), 0);
+	assert_int_equal(nftset_del(ns, NFTSET_BLOCK, &a), 0);
+	nftset_elements(ns, n);
+	assert_int_equal(n[0], 2);
+	assert_string_equal(nftset_error_text(ENFILE), "set full");
+	assert_string_equal(nftset_error_text(ENOENT), strerror(ENOENT));
+	nftset_close(ns);
+	event_base_free(base);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_nftset_elements_and_error_text),
 		cmocka_unit_test(test_nftset_batch_roundtrip),
 		cmocka_unit_test(test_nftset_add_refusals),
 		cmocka_unit_test(test_nftset_queue_bound),

@@ -88,6 +88,9 @@ static const struct redact_case redact_cases[] = {
 	{ "other keys stay", "appliance_name = a\nlisten_port = 25\n", "appliance_name = a\nlisten_port = 25\n" },
 	{ "a longer key is not database", "database_x = 1\n", "database_x = 1\n" },
 	{ "line numbers kept", "a = 1\ndatabase = x\nb = 2\n", "a = 1\ndatabase = " PRIV_DATABASE_REDACTED "\nb = 2\n" },
+	{ "the dashboard's conninfo too", "dashboard_database = host=db user=dash\n",
+	    "dashboard_database = " PRIV_DATABASE_REDACTED "\n" },
+	{ "dashboard_dir stays", "dashboard_dir = /srv/dash\n", "dashboard_dir = /srv/dash\n" },
 };
 
 static void
@@ -171,6 +174,70 @@ test_dispatch_checks(void **state)
 	config_unref(mxd->config);
 }
 
+/* ---- bundles: the records of one datagram, each checked like a datagram ---- */
+
+/* put_record - a record (header and payload) at buf + *off. */
+static void
+put_record(char *buf, size_t *off, uint32_t type, uint32_t len, const void *payload)
+{
+	uint32_t hdr[2] = { type, len };
+
+	memcpy(buf + *off, hdr, sizeof(hdr));
+	memcpy(buf + *off + sizeof(hdr), payload, len);
+	*off += sizeof(hdr) + len;
+}
+
+static void
+test_bundles(void **state)
+{
+	char err[256];
+	struct priv_db_heartbeat hb = { 1, 0 };
+	struct priv_db_row row;
+	static char hostile[PRIV_MSG_MAX - 8];
+	size_t off = 0;
+	uint32_t tail[2] = { PRIV_MSG_DB_HEARTBEAT, PRIV_MSG_MAX };
+
+	mxd->config = config_load_string("t.conf", "primary_ips = 127.0.0.10\n", err, sizeof(err));
+	assert_non_null(mxd->config);
+	mxd->base = event_base_new();
+	assert_int_equal(priv_engine_start(), 0);
+	priv_on(PRIV_MSG_DB_HEARTBEAT, heartbeat_seen);
+	priv_on(PRIV_MSG_DB_ROW, row_seen);
+	memset(&row, 0, sizeof(row));
+	heartbeats = rows = 0;
+
+	/* A thousand messages in one loop turn: all arrive (in a few bundles). */
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(priv_to_privileged(PRIV_MSG_DB_HEARTBEAT, &hb, sizeof(hb)), 0);
+	run_loop();
+	assert_int_equal(heartbeats, 1000);
+
+	/*
+	 * A bundle a hostile engine made (too big to be bundled itself, so it
+	 * arrives as one datagram): the good records run, the others are
+	 * refused one by one, and a record running past the end stops it.
+	 */
+	heartbeats = 0;
+	put_record(hostile, &off, PRIV_MSG_DB_HEARTBEAT, sizeof(hb), &hb);	/* good */
+	put_record(hostile, &off, PRIV_MSG_DB_ROW, sizeof(row), &row);		/* wrong direction */
+	put_record(hostile, &off, PRIV_MSG_DB_HEARTBEAT, sizeof(hb) - 1, &hb);	/* too short */
+	put_record(hostile, &off, PRIV_MSG_BUNDLE, 16, (uint32_t[]){ PRIV_MSG_DB_HEARTBEAT, 8, 1, 0 });	/* nested */
+	put_record(hostile, &off, PRIV_MSG_DB_HEARTBEAT, sizeof(hb), &hb);	/* good */
+	memcpy(hostile + off, tail, sizeof(tail));				/* longer than what is left */
+	assert_int_equal(priv_to_privileged(PRIV_MSG_BUNDLE, hostile, sizeof(hostile)), 0);
+	run_loop();
+	assert_int_equal(heartbeats, 2);
+	assert_int_equal(rows, 0);
+	/* and the channel still works */
+	assert_int_equal(priv_to_privileged(PRIV_MSG_DB_HEARTBEAT, &hb, sizeof(hb)), 0);
+	run_loop();
+	assert_int_equal(heartbeats, 3);
+	priv_local_stop();
+	priv_engine_stop();
+	event_base_free(mxd->base);
+	config_unref(mxd->config);
+}
+
 /* ---- kernel_priv_excluded: the parent checks the network that would be written ---- */
 
 struct excluded_case {
@@ -228,6 +295,7 @@ main(void)
 		cmocka_unit_test(test_strings_round_trip),
 		cmocka_unit_test(test_redact_database),
 		cmocka_unit_test(test_dispatch_checks),
+		cmocka_unit_test(test_bundles),
 		cmocka_unit_test(test_kernel_exclusions),
 	};
 

@@ -58,6 +58,12 @@ def test_roles_least_privilege(dbw):
                  "SELECT mxtier_session_retention(-1)",
                  "SELECT mxtier_contact('a:192.0.2.9', NULL, NULL, NULL, NULL, false, NULL, "
                  "now() + interval '1 day', 'x')",
+                 # the batch writer's functions (0003) too
+                 "SELECT mxtier_record_sessions('{x}', '{A}', ARRAY[now()::text], ARRAY[now()::text], '{primary}', "
+                 "'{192.0.2.1}', '{192.0.2.0/24}', '{NULL}', '{false}', '{h}', '{a@b}', '{1}', '{c@d}', '{1}', "
+                 "'{relay}', '{\"{}\"}', '{0}', '{1}', '{1}', '{250}', '{NULL}')",
+                 "SELECT mxtier_contacts('{a:192.0.2.9}', '{NULL}', '{NULL}', '{NULL}', '{NULL}', '{false}', "
+                 "'{NULL}', '{NULL}', '{NULL}')",
                  "DELETE FROM sessions"):
         r = dbw.pg.run_sql(dbw.db, stmt, user=reader)
         assert r.returncode != 0 and b"permission denied" in r.stderr, (stmt, r.stderr)
@@ -65,10 +71,39 @@ def test_roles_least_privilege(dbw):
     dbw.pg.sql(dbw.db, "SELECT mxtier_record_session('x', 'A', now(), now(), 'primary', '192.0.2.1', "
                        "'192.0.2.0/24', NULL, false, 'h', 'a@b', 1, 'c@d', 1, 'relay', '{}', 0, 1, 1, '250', NULL)",
                user=WRITER)
+    dbw.pg.sql(dbw.db, "SELECT mxtier_record_sessions('{y}', '{A}', ARRAY[now()::text], ARRAY[now()::text], "
+                       "'{bait}', '{192.0.2.2}', '{192.0.2.0/24}', '{NULL}', '{false}', '{h}', '{NULL}', '{0}', "
+                       "'{NULL}', '{0}', '{tempfail}', '{\"{bait}\"}', '{0}', '{0}', '{1}', '{NULL}', '{NULL}')",
+               user=WRITER)
     for stmt in ("DELETE FROM sessions", "DROP TABLE reputation", "TRUNCATE sessions"):
         r = dbw.pg.run_sql(dbw.db, stmt, user=WRITER)
         assert r.returncode != 0, stmt
-    assert dbw.count("sessions") == 1
+    assert dbw.count("sessions") == 2
+    # a resend of the same row changes nothing, reputation included
+    before = dbw.value("SELECT sessions FROM reputation WHERE kind = 'prefix' AND key = '192.0.2.0/24'")
+    dbw.pg.sql(dbw.db, "SELECT mxtier_record_sessions(ARRAY[session_id], ARRAY[appliance], ARRAY[started_at::text], "
+                       "ARRAY[ended_at::text], '{bait}', '{192.0.2.2}', '{192.0.2.0/24}', '{NULL}', '{false}', '{h}', "
+                       "'{NULL}', '{0}', '{NULL}', '{0}', '{tempfail}', '{\"{bait}\"}', '{0}', '{0}', '{1}', "
+                       "'{NULL}', '{NULL}') FROM sessions WHERE session_id = 'y'", user=WRITER)
+    assert dbw.count("sessions") == 2
+    assert dbw.value("SELECT sessions FROM reputation WHERE kind = 'prefix' AND key = '192.0.2.0/24'") == before
+
+
+def test_migration_below_the_highest_still_applies(dbw, backend):
+    """Migrations are recorded one by one: with a lower number missing (a
+    branch's 0002 merged after 0003 was applied), mxtierd says which is
+    missing and `db migrate` applies it although a higher one is there."""
+    dbw.migrate()
+    assert len(MIGRATIONS) >= 2
+    first = MIGRATIONS[0][:-4]
+    dbw.sql("DELETE FROM mxtier_schema_migrations WHERE version = %d" % int(first[:4]))
+    d = dbw.start_daemon(backend)
+    wait_until(lambda: "schema lacks migration %s" % first in d.stderr(), 5,
+               what="the missing migration named:\n%s" % d.stderr())
+    r = ctl(dbw.admin_conf(), "db", "migrate")
+    assert "applied %s" % first in r.stdout, r.stdout
+    applied = [int(a["version"]) for a in dbw.rows("SELECT version FROM mxtier_schema_migrations ORDER BY version")]
+    assert applied == [int(m[:4]) for m in MIGRATIONS], applied
 
 
 def test_daemon_on_unmigrated_database(dbw, backend, connect):
