@@ -10,6 +10,10 @@
 #                 on 10 million session rows (slow)
 #   make deb      the Debian package build/mxtier_VERSION_amd64.deb (packaging/debian)
 #   make lint-deb make deb, then lintian on it: any error or warning fails
+#   make image    make deb, then the appliance disk image build/image/mxtier.qcow2 + .raw
+#                 (packaging/image; IMAGE_REUSE_DEB=1 takes the .deb already in build/)
+#   make image-test  boot it under qemu and prove it end to end (tests/image)
+#   make image-deps  install what those two need (packaging/install-image-deps)
 #   make fuzz     libFuzzer harnesses, FUZZ_TIME seconds each (default 300);
 #                 make fuzz-smoke is the short run that make check includes
 
@@ -101,8 +105,8 @@ ALL_OBJ    := $(CORE_OBJ) $(DAEMON_OBJ) $(MAIN_OBJ) $(CTL_OBJ)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps check check-run check-layers unit integration demo bench bench-tools bench-partitions clean fuzz fuzz-build fuzz-smoke fuzz-merge \
-        deb lint-deb check-packaging
+.PHONY: all deps check check-run check-layers unit integration demo bench bench-tools bench-partitions clean fuzz fuzz-build \
+        fuzz-smoke fuzz-merge deb lint-deb check-packaging image image-test image-deps
 
 all: $(BUILD)/mxtierd $(BUILD)/mxtierctl
 
@@ -241,6 +245,23 @@ lint-deb: deb
 # security, offline) and `mxtierctl db setup` against a harness PostgreSQL.
 check-packaging: all
 	MXTIER_BUILD=$(abspath $(BUILD)) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/packaging
+
+# ---- the appliance image (packaging/image, tests/image) ----
+# make image: Debian 12 debootstrapped (the base cached in build/image/cache,
+# so a rebuild takes about a minute), the package installed, the disk made
+# without loop mounts. The package is built first unless IMAGE_REUSE_DEB=1
+# and build/ already has this version's .deb (CI builds it just before).
+image:
+	@if [ "$(IMAGE_REUSE_DEB)" = 1 ] && [ -f $(DEB_FILE) ]; then echo "image: reusing $(DEB_FILE)"; \
+	    else $(MAKE) deb; fi
+	./packaging/image/build-image $(DEB_FILE)
+
+# make image-test: qemu (TCG), the VM's network only in a namespace the test creates.
+image-test:
+	./tests/image/run-image-test build/image/mxtier.qcow2 $(DEB_FILE)
+
+image-deps:
+	./packaging/install-image-deps
 
 # Fuzzing: libFuzzer harnesses (fuzz/fuzz_NAME.c) built with clang, ASan and
 # UBSan into build-fuzz/, each linked with only the module it drives. The
