@@ -88,7 +88,10 @@ def timed_sessions(d):
             end = 0.0
         s["start"] = end - float(s.get("duration") or 0)
         out.append(s)
-    return sorted(out, key=lambda s: s["start"])
+    # Log times and durations are whole milliseconds: a session that began in
+    # the millisecond another ended ties with it, and the id (given at accept,
+    # rising) says which came first.
+    return sorted(out, key=lambda s: (round(s["start"], 3), s.get("id", "")))
 
 
 class Run:
