@@ -21,6 +21,7 @@
 #include "log.h"
 #include "migrations.h"
 #include "priv.h"
+#include "version.h"
 
 #define DB_STATUS_EVERY_MS	100	/* counters to the engine (mxtierctl status), when they changed */
 
@@ -141,7 +142,7 @@ heartbeat_cb(const void *payload, size_t len)
 	if (used < sizeof(tiers))
 		snprintf(tiers + used, sizeof(tiers) - used, "}");
 	hb[0] = store.appliance;
-	hb[1] = "0.1";
+	hb[1] = MXTIER_VERSION;
 	hb[2] = m.shedding ? "true" : "false";
 	hb[3] = m.backend_down ? "true" : "false";
 	hb[4] = used < sizeof(tiers) ? tiers : "{}";

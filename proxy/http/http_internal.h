@@ -17,7 +17,6 @@
 
 #include "http.h"
 
-#define HTTP_VERSION		"0.1"
 #define HTTP_BODY_MAX		4096
 #define HTTP_HEADERS_MAX	8192
 #define HTTP_TIMEOUT_S		10

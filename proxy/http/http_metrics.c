@@ -6,6 +6,7 @@
  * becomes a counter of its own, so no counter can be left out.
  */
 #include "http_internal.h"
+#include "version.h"
 
 #include <event2/buffer.h>
 #include <stdio.h>
@@ -167,7 +168,7 @@ void
 metrics_write(struct evbuffer *out, const struct status *st)
 {
 	family(out, "mxtier_build_info", "gauge", "The mxtierd build; always 1.");
-	evbuffer_add_printf(out, "mxtier_build_info{version=\"%s\"} 1\n", HTTP_VERSION);
+	evbuffer_add_printf(out, "mxtier_build_info{version=\"%s\"} 1\n", MXTIER_VERSION);
 	family(out, "mxtier_sessions_total", "counter", "SMTP sessions ended, by the tier they came to and their verdict.");
 	for (size_t t = 0; t < sizeof(tiers) / sizeof(tiers[0]); t++)
 		for (size_t v = 0; v < sizeof(verdicts) / sizeof(verdicts[0]); v++) {
@@ -231,7 +232,7 @@ live_write(struct evbuffer *out, const struct status *st, double uptime_s)
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	evbuffer_add_printf(out, "{\"time\":%.3f,\"uptime_s\":%.0f,\"version\":\"%s\",", (double)now.tv_sec +
-	    now.tv_nsec / 1e9, uptime_s, HTTP_VERSION);
+	    now.tv_nsec / 1e9, uptime_s, MXTIER_VERSION);
 	evbuffer_add_printf(out, "\"open_sessions\":%llu,\"sessions\":%llu,\"messages_relayed\":%llu,\"tiers\":{",
 	    (unsigned long long)status_num(st, "sessions_active"), (unsigned long long)status_num(st, "sessions_total"),
 	    (unsigned long long)status_num(st, "messages_relayed"));

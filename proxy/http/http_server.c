@@ -8,6 +8,7 @@
  * engine's memory, the kernel or the database writer.
  */
 #include "http_internal.h"
+#include "version.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -121,7 +122,7 @@ api_session(struct http_call *call)
 	evbuffer_add_printf(b, "{\"user\":");
 	json_string(b, call->user);
 	evbuffer_add_printf(b, ",\"csrf\":\"%s\",\"auth\":\"%s\",\"version\":\"%s\",\"database\":%s}\n", csrf,
-	    call->auth_kind, HTTP_VERSION, http_db_configured(call->s->db) ? "true" : "false");
+	    call->auth_kind, MXTIER_VERSION, http_db_configured(call->s->db) ? "true" : "false");
 	reply_json(call, 200, "OK", b);
 	evbuffer_free(b);
 }

@@ -89,3 +89,13 @@ def test_man_page_lists_every_key_and_nothing_else(table, root):
     assert keys == [k for k, _ in table]
     for key, value in PACKAGED.items():
         assert "%s = %s" % (key, value) in page
+
+
+def test_the_daemon_says_the_package_version():
+    """proxy/base/version.h is what the dashboard, /metrics and the heartbeat say: the package's version."""
+    top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    with open(os.path.join(top, "packaging", "debian", "changelog")) as f:
+        package = f.readline().split("(", 1)[1].split(")", 1)[0]
+    with open(os.path.join(top, "proxy", "base", "version.h")) as f:
+        daemon = re.search(r'#define MXTIER_VERSION\s+"([^"]+)"', f.read()).group(1)
+    assert daemon == package, "version.h says %s, the changelog %s" % (daemon, package)

@@ -27,6 +27,13 @@ RELAYED = 4
 BAITED = 3
 
 
+def package_version():
+    """package_version - the first entry of packaging/debian/changelog: what the daemon must say it is."""
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..",
+                           "packaging", "debian", "changelog")) as f:
+        return f.readline().split("(", 1)[1].split(")", 1)[0]
+
+
 def send_sessions(d, connect):
     for i in range(RELAYED):
         c = connect(d, host=PRIMARY, source="127.0.0.%d" % (40 + i))
@@ -95,7 +102,7 @@ def test_metrics_count_the_sessions_sent(http_mxtierd, connect):
     assert sample(s, "mxtier_backend_reply_seconds_sum") > 0
     for name in ("block4", "block6", "trust4", "trust6"):
         assert sample(s, "mxtier_kernel_set_elements", set=name) == 0
-    assert sample(s, "mxtier_build_info", version="0.1") == 1
+    assert sample(s, "mxtier_build_info", version=package_version()) == 1
     for counter in ("mxtier_kernel_set_full_total", "mxtier_kernel_set_adds_total", "mxtier_db_dropped_total",
                     "mxtier_privsep_from_engine_total", "mxtier_dns_queries_total", "mxtier_accept_errors_total",
                     "mxtier_tls_handshakes_total", "mxtier_http_requests_total"):
